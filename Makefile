@@ -1,0 +1,38 @@
+# Orkestr: the two commands are `make run` and `make test`. Both create .venv and install what they need.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-fast bench venv clean histories lint
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+## run everything with embedded defaults: Temporal dev server + UI, PostgreSQL, migrations, sandbox, worker, API
+run: $(STAMP)
+	$(BIN)/orkestr run
+
+## the whole suite: unit, workflow (time-skipping), integration and end-to-end tests
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+## unit and workflow tests only (no dev server)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not e2e"
+
+## benchmarks (figures, not pass/fail)
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+## regenerate the golden workflow histories under tests/histories/
+histories: $(STAMP)
+	ORKESTR_REFRESH_HISTORIES=1 $(BIN)/python -m pytest -q tests/workflows/test_golden_histories.py
+
+clean:
+	rm -rf $(VENV) .orkestr .pytest_cache
