@@ -1,0 +1,165 @@
+"""The stock ledger in PostgreSQL: on hand from the ERP, reserved by workflows.
+
+Every change is a conditional single-statement UPDATE (the row lock is the
+statement's own), so concurrent reservations can never oversell; every change is
+keyed (reservation key, status transition) so a retried activity changes nothing.
+``available = on_hand - reserved - safety_stock`` of the location.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.elements import TextClause
+
+from models.stock import Allocation, Availability, LocationInfo, StockLevel
+
+
+class OutOfStock(Exception):
+    def __init__(self, sku: str, location_id: str, qty: int) -> None:
+        super().__init__(f"not enough stock of {sku} at {location_id} for {qty}")
+        self.sku = sku
+        self.location_id = location_id
+        self.qty = qty
+
+
+class ReservationConflict(Exception):
+    """A reservation key was reused for a different line: a programming error, never retried."""
+
+
+_INSERT = text(
+    """
+    INSERT INTO reservation (key, owner, sku, location_id, qty, status, created_at, updated_at)
+    VALUES (:key, :owner, :sku, :location_id, :qty, 'held', now(), now())
+    ON CONFLICT (key) DO NOTHING
+    RETURNING key
+    """
+)
+_EXISTING = text("SELECT owner, sku, location_id, qty, status FROM reservation WHERE key = :key")
+_TAKE = text(
+    """
+    UPDATE stock AS s SET reserved = s.reserved + :qty, updated_at = now()
+    FROM location AS l
+    WHERE l.id = s.location_id AND s.sku = :sku AND s.location_id = :location_id
+      AND s.on_hand - s.reserved - l.safety_stock >= :qty
+    RETURNING s.sku
+    """
+)
+
+
+def _settle(new_status: str, consume: bool) -> TextClause:
+    on_hand = "s.on_hand - x.qty" if consume else "s.on_hand"
+    return text(
+        f"""
+        WITH r AS (
+            UPDATE reservation SET status = '{new_status}', updated_at = now()
+            WHERE owner = :owner AND status = 'held' AND (CAST(:keys AS text[]) IS NULL OR key = ANY(:keys))
+            RETURNING sku, location_id, qty
+        ), x AS (SELECT sku, location_id, sum(qty) AS qty FROM r GROUP BY sku, location_id)
+        UPDATE stock AS s SET reserved = s.reserved - x.qty, on_hand = {on_hand}, updated_at = now()
+        FROM x WHERE s.sku = x.sku AND s.location_id = x.location_id
+        RETURNING s.sku, s.location_id, x.qty
+        """
+    )
+
+
+_RELEASE = _settle("released", consume=False)
+_CONSUME = _settle("consumed", consume=True)
+
+
+@dataclass
+class Ledger:
+    engine: AsyncEngine
+
+    async def reserve(self, owner: str, allocations: Sequence[Allocation]) -> None:
+        """Hold every allocation or none (one transaction). Idempotent by allocation key."""
+        async with self.engine.begin() as conn:
+            for a in allocations:
+                inserted = (await conn.execute(_INSERT, {**_params(a), "owner": owner})).first()
+                if inserted is None:
+                    row = (await conn.execute(_EXISTING, {"key": a.key})).one()
+                    if (row.owner, row.sku, row.location_id, row.qty) != (owner, a.sku, a.location_id, a.qty):
+                        raise ReservationConflict(f"reservation key {a.key} already used for another line")
+                    continue  # already held (or settled) by an earlier attempt: nothing to do
+                if (await conn.execute(_TAKE, _params(a))).first() is None:
+                    raise OutOfStock(a.sku, a.location_id, a.qty)  # rolls back the whole transaction
+
+    async def release(self, owner: str, keys: Iterable[str] | None = None) -> int:
+        """Release held reservations of ``owner`` (all, or the given keys). Returns units released."""
+        return await self._settle(_RELEASE, owner, keys)
+
+    async def consume(self, owner: str, keys: Iterable[str] | None = None) -> int:
+        """The goods left the location: held reservations become a decrease of on hand."""
+        return await self._settle(_CONSUME, owner, keys)
+
+    async def _settle(self, stmt: TextClause, owner: str, keys: Iterable[str] | None) -> int:
+        params = {"owner": owner, "keys": list(keys) if keys is not None else None}
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(stmt, params)).all()
+        return sum(r.qty for r in rows)
+
+    async def held(self, owner: str) -> list[Allocation]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT key, sku, location_id, qty FROM reservation WHERE owner = :o AND status = 'held' ORDER BY key"),
+                {"o": owner},
+            )
+            return [Allocation(key=r.key, sku=r.sku, location_id=r.location_id, qty=r.qty) for r in rows]
+
+    async def availability(
+        self, skus: Sequence[str], *, location_ids: Sequence[str] | None = None, region: str | None = None
+    ) -> list[Availability]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                text(
+                    """
+                    SELECT s.sku, s.location_id, s.on_hand, s.reserved, l.safety_stock,
+                           GREATEST(s.on_hand - s.reserved - l.safety_stock, 0) AS available
+                    FROM stock s JOIN location l ON l.id = s.location_id
+                    WHERE s.sku = ANY(:skus)
+                      AND (CAST(:locs AS text[]) IS NULL OR s.location_id = ANY(:locs))
+                      AND (CAST(:region AS text) IS NULL OR l.region = :region)
+                    ORDER BY s.sku, s.location_id
+                    """
+                ),
+                {"skus": list(skus), "locs": list(location_ids) if location_ids else None, "region": region},
+            )
+            return [
+                Availability(sku=r.sku, location_id=r.location_id, on_hand=r.on_hand, reserved=r.reserved,
+                             safety_stock=r.safety_stock, available=r.available)
+                for r in rows
+            ]
+
+    async def locations(self) -> list[LocationInfo]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(text("SELECT * FROM location ORDER BY id"))
+            return [LocationInfo(**{k: v for k, v in r._mapping.items() if k in LocationInfo.__dataclass_fields__}) for r in rows]
+
+    async def set_on_hand(self, levels: Sequence[StockLevel]) -> int:
+        """Apply absolute on-hand quantities from the ERP. Never touches ``reserved``."""
+        if not levels:
+            return 0
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                text(
+                    """
+                    INSERT INTO stock (sku, location_id, on_hand, reserved, updated_at)
+                    SELECT sku, loc, qty, 0, now()
+                    FROM unnest(CAST(:skus AS text[]), CAST(:locs AS text[]), CAST(:qtys AS int[])) AS t(sku, loc, qty)
+                    ON CONFLICT (sku, location_id) DO UPDATE SET on_hand = EXCLUDED.on_hand, updated_at = now()
+                    """
+                ),
+                {
+                    "skus": [lv.sku for lv in levels],
+                    "locs": [lv.location_id for lv in levels],
+                    "qtys": [lv.on_hand for lv in levels],
+                },
+            )
+        return len(levels)
+
+
+def _params(a: Allocation) -> dict[str, object]:
+    return {"key": a.key, "sku": a.sku, "location_id": a.location_id, "qty": a.qty}

@@ -1,0 +1,63 @@
+"""Stock shapes crossing the workflow boundary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """Units of one SKU held at one location for one line. ``key`` makes holding idempotent."""
+
+    key: str
+    sku: str
+    location_id: str
+    qty: int
+
+
+@dataclass(frozen=True)
+class Availability:
+    sku: str
+    location_id: str
+    on_hand: int
+    reserved: int
+    safety_stock: int
+    available: int
+
+
+@dataclass(frozen=True)
+class StockLevel:
+    sku: str
+    location_id: str
+    on_hand: int
+
+
+@dataclass(frozen=True)
+class LocationInfo:
+    id: str
+    name: str
+    kind: str
+    city: str
+    region: str
+    lat: float
+    lon: float
+    ship_from_store: bool = True
+    pickup: bool = True
+    opens_at: str | None = None
+    closes_at: str | None = None
+    daily_capacity: int | None = None
+    safety_stock: int = 0
+    pickup_window_days: int = 3
+    assembly_sla_minutes: int | None = None
+
+
+@dataclass(frozen=True)
+class StockView:
+    """What sourcing needs: the locations and what each has available of the cart's SKUs."""
+
+    locations: list[LocationInfo]
+    available: list[Availability]
+
+
+def reservation_key(owner: str, pos_id: int, location_id: str, attempt: int = 1) -> str:
+    return f"{owner}:{pos_id}:{location_id}:{attempt}"

@@ -1,0 +1,70 @@
+"""Timing and retry decisions for activities (they live in workflows: the caller decides timing).
+
+Activities are called by name so workflow modules never import adapters; every
+name is declared once here next to its result type.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from models.steps import ErrorType
+
+T = TypeVar("T")
+
+#: business refusals: never retried by Temporal (the workflow decides what to do)
+NON_RETRYABLE = [
+    ErrorType.OUT_OF_STOCK,
+    ErrorType.PAYMENT_REFUSED,
+    ErrorType.LOYALTY_REFUSED,
+    ErrorType.PRICE_CHANGED,
+    ErrorType.COURIER_REFUSED,
+    ErrorType.POS_REFUSED,
+    ErrorType.ERP_REFUSED,
+    ErrorType.NOTIFY_REFUSED,
+]
+
+#: transport faults are retried with backoff for up to ``schedule_to_close``
+RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=60),
+    non_retryable_error_types=NON_RETRYABLE,
+)
+
+CALL = timedelta(seconds=30)  # one attempt at an outside system
+GIVE_UP = timedelta(hours=2)  # then the step fails and the workflow parks it for a person
+
+
+async def call(name: str, arg: Any = None, *, result_type: type[T] | None = None,
+               start_to_close: timedelta = CALL, schedule_to_close: timedelta = GIVE_UP,
+               heartbeat: timedelta | None = None, retry: RetryPolicy = RETRY) -> T:
+    """Execute the activity ``name``; refusals raise at once, outages retry with backoff."""
+    args = [] if arg is None else [arg]
+    return await workflow.execute_activity(
+        name,
+        args=args,
+        result_type=result_type,
+        start_to_close_timeout=start_to_close,
+        schedule_to_close_timeout=schedule_to_close,
+        heartbeat_timeout=heartbeat,
+        retry_policy=retry,
+    )
+
+
+async def local(name: str, arg: Any = None, *, result_type: type[T] | None = None) -> T:
+    """A fast in-process step (PostgreSQL) as a local activity: fewer round trips to the server."""
+    args = [] if arg is None else [arg]
+    return await workflow.execute_local_activity(
+        name,
+        args=args,
+        result_type=result_type,
+        start_to_close_timeout=timedelta(seconds=15),
+        schedule_to_close_timeout=timedelta(minutes=10),
+        retry_policy=RETRY,
+    )
