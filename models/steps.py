@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from models.order import Address, CatalogLine, Customer, LineRequest, OrderLine
+from models.stock import Allocation
 
 
 # --- errors (ApplicationError.type) -----------------------------------------------------------
@@ -36,7 +37,7 @@ class StockViewRequest:
 @dataclass(frozen=True)
 class ReserveRequest:
     owner: str
-    allocations: list[Any]  # list[models.stock.Allocation]
+    allocations: list[Allocation]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,214 @@
+"""Orders: place (with Idempotency-Key), read, list, cancel. Thin: validate, start/update/query."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import uuid
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import JSONResponse
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from adapters.catalog import CatalogRepo
+from adapters.ledger import Ledger
+from adapters.orders_repo import snapshot_to_json
+from api.deps import CatalogDep, IdempotencyDep, LedgerDep, OrdersDep, SettingsDep, TemporalDep
+from api.errors import ApiError
+from api.schemas import CancelIn, OrderCreated, OrderIn, Page, TotalsOut
+from models.order import (
+    Address,
+    CancelRequest,
+    CatalogLine,
+    Customer,
+    Delivery,
+    DeliveryMethod,
+    OrderInput,
+    OrderStatus,
+    Placement,
+    order_workflow_id,
+)
+from models.steps import ErrorType
+from settings import Settings
+from workflows.order import OrderWorkflow
+
+router = APIRouter(prefix="/v1/orders", tags=["orders"])
+log = structlog.get_logger("api.orders")
+
+IDEMPOTENCY_NS = uuid.UUID("6f1c3a52-8a1e-4c39-9a51-0e0c2b7d4f10")
+
+
+def new_order_id(idempotency_key: str | None) -> str:
+    """12 hex digits; derived from the Idempotency-Key when there is one, so two concurrent
+    requests with one key collide on the workflow id as well as on the key row."""
+    raw = uuid.uuid5(IDEMPOTENCY_NS, idempotency_key) if idempotency_key else uuid.uuid4()
+    return raw.hex[:12].upper()
+
+
+@router.post("", status_code=201, response_model=OrderCreated,
+             responses={409: {"description": "out of stock, or the same key is in flight"},
+                        422: {"description": "invalid input; the message names the field"}})
+async def place_order(
+    body: OrderIn, temporal: TemporalDep, catalog: CatalogDep, ledger: LedgerDep, idem: IdempotencyDep,
+    settings: SettingsDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+) -> Any:
+    scope = "orders.create"
+    if idempotency_key is not None:
+        if not idempotency_key.strip():
+            raise ApiError(422, "validation_error", "Idempotency-Key: must not be empty", field="Idempotency-Key")
+        request_hash = hashlib.sha256(json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+        claim = await idem.claim(key=idempotency_key, scope=scope, request_hash=request_hash)
+        if claim.outcome == "replay":
+            return JSONResponse(claim.body, status_code=claim.status_code or 200,
+                                headers={"Idempotent-Replayed": "true"})
+        if claim.outcome == "mismatch":
+            raise ApiError(422, "idempotency_key_reuse",
+                           "Idempotency-Key: this key was already used with a different request body",
+                           field="Idempotency-Key")
+        if claim.outcome == "in_flight":
+            raise ApiError(409, "idempotency_key_in_flight",
+                           "Idempotency-Key: a request with this key is still being processed; retry later",
+                           field="Idempotency-Key")
+    try:
+        status, payload = await _place(body, temporal, catalog, ledger, settings, idempotency_key)
+    except ApiError as err:
+        if idempotency_key is not None:  # errors are part of the stored answer, as Stripe does
+            await idem.finish(key=idempotency_key, scope=scope, status_code=err.status, body=err.body)
+        raise
+    except Exception:
+        if idempotency_key is not None:
+            await idem.release(key=idempotency_key, scope=scope)
+        raise
+    if idempotency_key is not None:
+        await idem.finish(key=idempotency_key, scope=scope, status_code=status, body=payload)
+    return JSONResponse(payload, status_code=status)
+
+
+async def _place(body: OrderIn, temporal: Any, catalog: CatalogRepo, ledger: Ledger, settings: Settings,
+                 idempotency_key: str | None) -> tuple[int, dict[str, Any]]:
+    lines = await _catalog_lines(body, catalog)
+    await _check_pickup_store(body, ledger)
+    order_id = new_order_id(idempotency_key)
+    inp = OrderInput(
+        order_id=order_id, channel=body.channel,
+        customer=Customer(phone=_normal_phone(body.customer.phone), name=body.customer.name, email=body.customer.email),
+        lines=lines,
+        delivery=Delivery(method=body.delivery.method,
+                          address=Address(**body.delivery.address.model_dump()) if body.delivery.address else None,
+                          store_id=body.delivery.store_id, carrier=body.delivery.carrier),
+        payment_method=body.payment.method, bonus_to_spend=body.bonus_to_spend, promo_code=body.promo_code,
+        currency=settings.currency,
+        placed_at=datetime.now(timezone.utc),
+        payment_window_minutes=settings.payment_window_minutes, payment_poll_minutes=settings.payment_poll_minutes,
+        assembly_sla_minutes=(settings.assembly_sla_pickup_minutes if body.delivery.method == DeliveryMethod.pickup
+                              else settings.assembly_sla_ship_minutes),
+        return_window_days=settings.return_window_days,
+    )
+    wf_id = order_workflow_id(order_id)
+    try:
+        handle = await temporal.start_workflow(OrderWorkflow.run, inp, id=wf_id, task_queue=settings.task_queue,
+                                               id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
+    except WorkflowAlreadyStartedError:
+        handle = temporal.get_workflow_handle(wf_id)  # the same key raced us: answer with that order
+    except RPCError as err:
+        raise ApiError(503, "temporal_unavailable", f"cannot start the order now: {err.message}") from err
+    placement: Placement = await handle.execute_update(OrderWorkflow.placement)
+    return _placement_response(placement)
+
+
+def _placement_response(p: Placement) -> tuple[int, dict[str, Any]]:
+    if p.status == OrderStatus.rejected:
+        if p.error_code == ErrorType.OUT_OF_STOCK:
+            raise ApiError(409, "out_of_stock", f"lines: {p.error_message}", field="lines", order_id=p.order_id)
+        raise ApiError(422, (p.error_code or "refused").lower(), p.error_message or "the order was refused",
+                       order_id=p.order_id)
+    body = OrderCreated(
+        order_id=p.order_id, status=p.status.value,
+        totals=TotalsOut(**dataclasses.asdict(p.totals)) if p.totals else None,
+        payment_url=p.payment_url, links={"self": f"/v1/orders/{p.order_id}"},
+    )
+    return 201, body.model_dump(mode="json")
+
+
+async def _catalog_lines(body: OrderIn, catalog: CatalogRepo) -> list[CatalogLine]:
+    seen: dict[str, int] = {}
+    for i, line in enumerate(body.lines):
+        if line.sku in seen:
+            raise ApiError(422, "duplicate_line", f"lines[{i}].sku: {line.sku} is already in lines[{seen[line.sku]}]; "
+                                                  "send one line with the total quantity", field=f"lines[{i}].sku")
+        seen[line.sku] = i
+    known = await catalog.skus([l.sku for l in body.lines])
+    out = []
+    for i, line in enumerate(body.lines):
+        info = known.get(line.sku)
+        if info is None:
+            raise ApiError(422, "unknown_sku", f"lines[{i}].sku: unknown SKU {line.sku!r}", field=f"lines[{i}].sku")
+        if info.price <= 0:
+            raise ApiError(422, "not_for_sale", f"lines[{i}].sku: {line.sku} has no price and is not for sale",
+                           field=f"lines[{i}].sku")
+        out.append(CatalogLine(pos_id=i + 1, sku=line.sku, name=info.name, qty=line.qty, unit_price=info.price))
+    return out
+
+
+async def _check_pickup_store(body: OrderIn, ledger: Ledger) -> None:
+    if body.delivery.method != DeliveryMethod.pickup:
+        return
+    stores = {l.id: l for l in await ledger.locations()}
+    store = stores.get(body.delivery.store_id or "")
+    if store is None:
+        raise ApiError(422, "unknown_store", f"delivery.store_id: unknown store {body.delivery.store_id!r}",
+                       field="delivery.store_id")
+    if not store.pickup:
+        raise ApiError(422, "no_pickup", f"delivery.store_id: store {store.id} does not hand out orders",
+                       field="delivery.store_id")
+
+
+def _normal_phone(phone: str) -> str:
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    return f"+{digits}"
+
+
+@router.get("/{order_id}")
+async def get_order(order_id: str, orders: OrdersDep, temporal: TemporalDep) -> dict[str, Any]:
+    snapshot = await orders.get(order_id)
+    if snapshot is None:
+        raise ApiError(404, "not_found", f"order_id: no order {order_id}", field="order_id")
+    return snapshot_to_json(snapshot)
+
+
+@router.get("", response_model=Page)
+async def list_orders(
+    orders: OrdersDep,
+    status: Annotated[OrderStatus | None, Query()] = None,
+    phone: Annotated[str | None, Query(pattern=r"^\+?[0-9]{10,15}$")] = None,
+    store_id: Annotated[str | None, Query(max_length=32)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Page:
+    items, total = await orders.list(status=status.value if status else None, phone=phone, store_id=store_id,
+                                     limit=limit, offset=offset)
+    return Page(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.post("/{order_id}/cancel")
+async def cancel_order(order_id: str, body: CancelIn, temporal: TemporalDep) -> dict[str, Any]:
+    handle = temporal.get_workflow_handle(order_workflow_id(order_id))
+    try:
+        status = await handle.execute_update(OrderWorkflow.cancel, CancelRequest(reason=body.reason, by=body.by))
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+        raise ApiError(409, "cannot_cancel", message, order_id=order_id) from err
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise ApiError(404, "not_found", f"order_id: no running order {order_id}", field="order_id") from err
+        raise
+    return {"order_id": order_id, "status": OrderStatus(status).value}

@@ -1,0 +1,152 @@
+"""The worker: the one place where every client is built and every activity is registered.
+
+``python -m worker`` (or ``orkestr worker``) runs it against ``ORKESTR_TEMPORAL_ADDRESS``;
+tests call ``build_worker`` with their own client and settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Callable
+
+import httpx
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+from activities.couriers import CourierActivities
+from activities.erp import ErpActivities
+from activities.loyalty import LoyaltyActivities
+from activities.notify import NotifyActivities
+from activities.orders import ProjectionActivities
+from activities.payments import PaymentActivities
+from activities.pos import PosActivities
+from activities.stock import StockActivities
+from adapters.acquiring import AcquiringClient
+from adapters.catalog import CatalogRepo
+from adapters.couriers import CdekClient, CourierRegistry, RussianPostClient
+from adapters.db import make_engine
+from adapters.erp import ErpClient
+from adapters.ledger import Ledger
+from adapters.loyalty import LoyaltyClient
+from adapters.notify import NotificationClient
+from adapters.orders_repo import OrdersRepo
+from adapters.pos import PosClient
+from settings import Settings, get_settings
+from workflows.erp_sync import ErpStockSyncWorkflow
+from workflows.fulfillment import FulfillmentWorkflow
+from workflows.order import OrderWorkflow
+
+log = structlog.get_logger("worker")
+
+WORKFLOWS: list[type] = [OrderWorkflow, FulfillmentWorkflow, ErpStockSyncWorkflow]
+
+
+@dataclass
+class Wiring:
+    """Every client and activity object, built once from settings."""
+
+    engine: AsyncEngine
+    activities: list[Callable[..., Any]]
+    local_activities: list[Callable[..., Any]]
+    http: list[httpx.AsyncClient]
+
+
+@asynccontextmanager
+async def wiring(settings: Settings, engine: AsyncEngine | None = None) -> AsyncIterator[Wiring]:
+    async with AsyncExitStack() as stack:
+        own_engine = engine is None
+        engine = engine or make_engine(settings.database_url, pool_size=settings.db_pool_size)
+        if own_engine:
+            stack.push_async_callback(engine.dispose)
+
+        def http(base_url: str) -> httpx.AsyncClient:
+            client = httpx.AsyncClient(base_url=base_url, timeout=settings.http_timeout_s)
+            stack.push_async_callback(client.aclose)
+            return client
+
+        public = settings.public_url.rstrip("/")
+        ledger = Ledger(engine)
+        catalog = CatalogRepo(engine)
+        stock = StockActivities(ledger)
+        projection = ProjectionActivities(OrdersRepo(engine, settings.support_phone_salt))
+        payments = PaymentActivities(
+            AcquiringClient(http(settings.acquiring_url), user=settings.acquiring_user,
+                            password=settings.acquiring_password),
+            callback_url=f"{public}/callbacks/acquiring",
+            return_url=f"{public}/v1/payment-return",
+        )
+        loyalty = LoyaltyActivities(LoyaltyClient(http(settings.loyalty_url), user=settings.loyalty_user,
+                                                  password=settings.loyalty_password))
+        notify = NotifyActivities(NotificationClient(http(settings.notify_url), token=settings.notify_token))
+        pos = PosActivities(PosClient(http(settings.pos_url), token=settings.pos_token),
+                            callback_url=f"{public}/callbacks/pos")
+        couriers = CourierActivities(CourierRegistry({
+            "cdek": CdekClient(http(settings.cdek_url), client_id=settings.cdek_client_id,
+                               client_secret=settings.cdek_client_secret),
+            "post": RussianPostClient(http(settings.post_url), token=settings.post_token,
+                                      login=settings.post_login, password=settings.post_password),
+        }))
+        erp = ErpActivities(ErpClient(http(settings.erp_url), user=settings.erp_user, password=settings.erp_password),
+                            catalog, ledger, engine)
+        local_acts = [stock.load_stock_view, stock.reserve_stock, stock.release_stock, stock.consume_stock,
+                      projection.save_order]
+        acts = [
+            payments.register_payment, payments.payment_status, payments.capture_payment,
+            payments.reverse_payment, payments.refund_payment,
+            loyalty.price_cart, loyalty.begin_loyalty, loyalty.commit_loyalty, loyalty.rollback_loyalty,
+            loyalty.return_bonus, loyalty.activate_bonus,
+            notify.notify_customer,
+            pos.create_pos_task, pos.cancel_pos_task, pos.notify_store,
+            couriers.book_shipment, couriers.cancel_shipment, couriers.track_shipment,
+            erp.export_order, erp.post_sale, erp.post_return, erp.import_locations, erp.import_products,
+            erp.import_prices, erp.import_stock_full, erp.import_stock_delta,
+        ]
+        yield Wiring(engine=engine, activities=acts, local_activities=local_acts, http=[])
+
+
+def build_worker(client: Client, settings: Settings, wired: Wiring, *, task_queue: str | None = None) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue,
+        workflows=WORKFLOWS,
+        activities=wired.activities + wired.local_activities,
+        max_concurrent_activities=100,
+    )
+
+
+async def connect(settings: Settings) -> Client:
+    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
+                                data_converter=pydantic_data_converter)
+
+
+async def run_worker(settings: Settings | None = None) -> None:
+    settings = settings or get_settings()
+    client = await connect(settings)
+    async with wiring(settings) as wired:
+        worker = build_worker(client, settings, wired)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        log.info("worker.started", task_queue=settings.task_queue, temporal=settings.temporal_address)
+        async with worker:
+            await stop.wait()
+        log.info("worker.stopped")
+
+
+def main() -> None:
+    from observability import configure_logging
+
+    s = get_settings()
+    configure_logging(s.log_format, s.log_level)
+    asyncio.run(run_worker(s))
+
+
+if __name__ == "__main__":
+    main()
