@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m bench [name ...]`` (figures, not pass/fail). See ``bench.__main__``."""
