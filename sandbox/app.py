@@ -15,7 +15,11 @@ from sandbox.common import Background, SandboxConfig
 
 # Each simulator: (module, state class name). The module provides `router(sim)`.
 # SIMULATORS-START
-SIMULATORS: list[tuple[str, str]] = []
+SIMULATORS: list[tuple[str, str]] = [
+    ("acquiring", "AcquiringSim"),
+    ("loyalty", "LoyaltySim"),
+    ("notify", "NotifySim"),
+]
 # SIMULATORS-END
 
 

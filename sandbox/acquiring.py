@@ -1,0 +1,643 @@
+"""Simulated acquiring bank: a Sber-style payment gateway (two-stage and one-stage payments).
+
+Wire shape: ``/work/shared/reference/acquiring.md``. Everything is under ``/acquiring``:
+
+* ``POST /acquiring/payment/rest/{registerPreAuth,register,deposit,reverse,refund,
+  getOrderStatusExtended}.do``: form-encoded (query parameters are accepted too), credentials as
+  ``userName`` + ``password``, JSON answers that always carry ``errorCode`` (``"0"`` = success)
+  and, on failure, ``errorMessage``. Business errors are HTTP 200 like the real gateway.
+  Error codes used: 1 order number already processed · 3 unknown currency · 4 missing
+  parameter · 5 bad value / access denied / idempotency key reused for another request ·
+  6 unknown order · 7 the order is not in a state that allows the operation.
+* ``deposit.do`` / ``reverse.do`` / ``refund.do`` honour an ``X-Idempotency-Key`` header with
+  the newer gateway's semantics (reference; Stripe's in ``fiscal-and-idempotency.md``): the first
+  answer (errors included) is stored and a repeat with the same key returns it without doing
+  anything; the same key on a different request (operation, order, amount, bundle) is refused
+  with errorCode 5. Keys are kept for the sandbox's lifetime (the real gateway: 24 h).
+  Without the header the classic semantics apply (every call acts).
+* The payment page (``formUrl``):
+  ``GET /acquiring/payment/merchants/sandbox/payment_ru.html?mdOrder=...`` shows the order
+  with *Pay* / *Decline* buttons; they POST to the same address and are redirected to
+  ``returnUrl`` / ``failUrl`` with ``orderId`` appended, like the real page.
+
+Callbacks: HTTP GET to the order's ``dynamicCallbackUrl`` (or, when none was given,
+``{config.orkestr_url}/callbacks/acquiring``) with ``mdOrder``, ``orderNumber``,
+``operation`` (approved | deposited | reversed | refunded | declinedByTimeout), ``status``
+(1 success / 0 failure; a declined payment is ``approved`` + ``0``, ``deposited`` + ``0`` for a
+one-stage order), ``amount`` and ``checksum`` (:func:`models.payments.callback_checksum` with
+``config.acquiring_callback_secret``). Sent with :func:`sandbox.common.deliver` (retried), one
+at a time per order so they arrive in order.
+
+Session timeout: an order not paid within ``sessionTimeoutSecs`` (default 1200) becomes
+declined (6, actionCode -2007) and a ``declinedByTimeout`` callback with status 0 is sent.
+Auto mode: an order is approved by itself after ``config.auto_delay_s``.
+
+Drive endpoints (``/sandbox/acquiring``): ``GET /orders``, ``GET /orders/{mdOrder}``,
+``POST /orders/{mdOrder}/pay`` ``{"outcome": "approve"|"decline", "action_code"?: int}``,
+``POST /orders/{mdOrder}/expire`` (session timeout now), plus ``/faults``. Fault operation
+names: registerPreAuth, register, deposit, reverse, refund, getOrderStatusExtended, payment_page.
+
+Merchant accounts accepted: :data:`ACCOUNTS` (the defaults of ``settings.acquiring_user`` /
+``acquiring_password``); ``sim.accounts`` can be changed by a test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx
+import structlog
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from pydantic import BaseModel
+
+from models.payments import CURRENCY_ALPHA, PaymentState, callback_checksum
+from sandbox.common import Background, Faults, SandboxConfig, deliver
+
+log = structlog.get_logger("sandbox.acquiring")
+
+#: merchant API accounts the sandbox gateway accepts (userName -> password)
+ACCOUNTS: dict[str, str] = {"orkestr-api": "orkestr"}
+PAYMENT_PAGE_PATH = "/acquiring/payment/merchants/sandbox/payment_ru.html"
+DEFAULT_CALLBACK_PATH = "/callbacks/acquiring"
+DEFAULT_SESSION_TIMEOUT_S = 1200
+SANDBOX_MASKED_PAN = "411111**1111"
+
+ACTION_REGISTERED = (-100, "No payment attempts")
+ACTION_APPROVED = (0, "Payment approved")
+ACTION_DECLINED = (116, "Declined: insufficient funds")
+ACTION_TIMEOUT = (-2007, "Payment session timed out")
+
+PAYMENT_STATE_NAMES = {
+    PaymentState.REGISTERED: "CREATED",
+    PaymentState.HELD: "APPROVED",
+    PaymentState.DEPOSITED: "DEPOSITED",
+    PaymentState.REVERSED: "REVERSED",
+    PaymentState.REFUNDED: "REFUNDED",
+    PaymentState.ACS_STARTED: "STARTED",
+    PaymentState.DECLINED: "DECLINED",
+}
+
+
+class GatewayError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class CallbackRecord:
+    operation: str
+    status: int
+    amount: int
+    url: str
+    params: dict[str, str]
+    state: Literal["pending", "delivered", "failed"] = "pending"
+    http_status: int | None = None
+    sent_at_ms: int | None = None
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "operation": self.operation,
+            "status": self.status,
+            "amount": self.amount,
+            "url": self.url,
+            "state": self.state,
+            "http_status": self.http_status,
+            "sent_at": self.sent_at_ms,
+        }
+
+
+@dataclass
+class Order:
+    md_order: str
+    order_number: str
+    amount: int
+    currency: str  # ISO numeric
+    two_stage: bool
+    description: str
+    return_url: str
+    fail_url: str
+    phone: str
+    email: str
+    session_timeout_s: int
+    callback_url: str
+    bundle: dict[str, Any] | None
+    json_params: dict[str, Any]
+    created_ms: int = field(default_factory=_now_ms)
+    status: PaymentState = PaymentState.REGISTERED
+    action_code: int = ACTION_REGISTERED[0]
+    action_description: str = ACTION_REGISTERED[1]
+    approved: int = 0
+    deposited: int = 0
+    refunded: int = 0
+    deposited_ms: int | None = None
+    masked_pan: str | None = None
+    operations: list[dict[str, Any]] = field(default_factory=list)
+    refund_bundles: list[dict[str, Any]] = field(default_factory=list)
+    callbacks: list[CallbackRecord] = field(default_factory=list)
+    callback_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def op(self, type_: str, amount: int) -> None:
+        self.operations.append({"type": type_, "amount": amount, "date": _now_ms()})
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "md_order": self.md_order,
+            "order_number": self.order_number,
+            "status": int(self.status),
+            "state": self.status.name.lower(),
+            "amount": self.amount,
+            "currency": CURRENCY_ALPHA.get(self.currency, self.currency),
+            "approved": self.approved,
+            "deposited": self.deposited,
+            "refunded": self.refunded,
+        }
+
+    def detail(self) -> dict[str, Any]:
+        return {
+            **self.summary(),
+            "two_stage": self.two_stage,
+            "description": self.description,
+            "action_code": self.action_code,
+            "action_description": self.action_description,
+            "masked_pan": self.masked_pan,
+            "session_timeout_secs": self.session_timeout_s,
+            "callback_url": self.callback_url,
+            "return_url": self.return_url,
+            "fail_url": self.fail_url,
+            "bundle": self.bundle,
+            "refund_bundles": self.refund_bundles,
+            "created_at": self.created_ms,
+            "operations": list(self.operations),
+            "callbacks": [c.view() for c in self.callbacks],
+        }
+
+
+def _int_param(params: dict[str, str], name: str, *, required: bool = True, default: int | None = None) -> int:
+    raw = params.get(name, "")
+    if raw == "":
+        if required:
+            raise GatewayError("4", f"[{name}] is empty")
+        assert default is not None
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise GatewayError("5", f"[{name}] is not an integer: {raw!r}") from None
+
+
+def _parse_bundle(raw: str, amount: int) -> dict[str, Any] | None:
+    """Validate ``orderBundle`` (JSON string): ``cartItems.items[].itemAmount`` sums to ``amount``."""
+    if not raw:
+        return None
+    try:
+        bundle = json.loads(raw)
+        items = bundle["cartItems"]["items"]
+        if not isinstance(items, list) or not items:
+            raise ValueError("no items")
+        total = sum(int(item["itemAmount"]) for item in items)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise GatewayError("5", f"[orderBundle] is invalid: {exc}") from None
+    if total != amount:
+        raise GatewayError("5", f"[orderBundle] items sum to {total}, amount is {amount}")
+    return bundle
+
+
+class AcquiringSim:
+    """State of the simulated gateway. Handlers mutate state without awaiting in between,
+    so the event loop serialises them; callbacks go out in background tasks."""
+
+    def __init__(self, config: SandboxConfig, bg: Background) -> None:
+        self.config = config
+        self.bg = bg
+        self.faults = Faults("acquiring")
+        self.accounts = dict(ACCOUNTS)
+        self.orders: dict[str, Order] = {}
+        self.by_number: dict[str, str] = {}
+        #: idempotency key -> (request fingerprint, stored answer)
+        self.idempotency: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
+
+    # --- wire operations ------------------------------------------------------------------------
+
+    def _auth(self, params: dict[str, str]) -> None:
+        user, password = params.get("userName", ""), params.get("password", "")
+        if not user or self.accounts.get(user) != password:
+            raise GatewayError("5", "Access denied")
+
+    def _order(self, params: dict[str, str]) -> Order:
+        md = params.get("orderId", "")
+        if not md:
+            raise GatewayError("4", "[orderId] is empty")
+        order = self.orders.get(md)
+        if order is None:
+            raise GatewayError("6", "Unregistered orderId")
+        return order
+
+    def register(self, params: dict[str, str], *, two_stage: bool) -> dict[str, Any]:
+        self._auth(params)
+        order_number = params.get("orderNumber", "")
+        if not order_number:
+            raise GatewayError("4", "[orderNumber] is empty")
+        amount = _int_param(params, "amount")
+        if amount <= 0:
+            raise GatewayError("5", "[amount] must be positive")
+        if not params.get("returnUrl"):
+            raise GatewayError("4", "[returnUrl] is empty")
+        currency = params.get("currency") or "643"
+        if currency not in CURRENCY_ALPHA:
+            raise GatewayError("3", f"Unknown currency {currency}")
+        timeout = _int_param(params, "sessionTimeoutSecs", required=False, default=DEFAULT_SESSION_TIMEOUT_S)
+        if timeout <= 0:
+            raise GatewayError("5", "[sessionTimeoutSecs] must be positive")
+        bundle = _parse_bundle(params.get("orderBundle", ""), amount)
+        try:
+            json_params = json.loads(params["jsonParams"]) if params.get("jsonParams") else {}
+            if not isinstance(json_params, dict):
+                raise ValueError("not an object")
+        except ValueError as exc:
+            raise GatewayError("5", f"[jsonParams] is invalid: {exc}") from None
+        if order_number in self.by_number:
+            raise GatewayError("1", "Order number already processed")
+
+        order = Order(
+            md_order=str(uuid.uuid4()),
+            order_number=order_number,
+            amount=amount,
+            currency=currency,
+            two_stage=two_stage,
+            description=params.get("description", ""),
+            return_url=params["returnUrl"],
+            fail_url=params.get("failUrl", ""),
+            phone=params.get("phone", ""),
+            email=params.get("email", ""),
+            session_timeout_s=timeout,
+            callback_url=params.get("dynamicCallbackUrl") or f"{self.config.orkestr_url}{DEFAULT_CALLBACK_PATH}",
+            bundle=bundle,
+            json_params=json_params,
+        )
+        self.orders[order.md_order] = order
+        self.by_number[order_number] = order.md_order
+        log.info("acquiring.registered", md_order=order.md_order, order_number=order_number, amount=amount)
+        self.bg.spawn(self._expire_later(order.md_order, timeout))
+        if self.config.auto:
+            self.bg.spawn(self._auto_pay(order.md_order))
+        return {"errorCode": "0", "orderId": order.md_order, "formUrl": self.form_url(order.md_order)}
+
+    def form_url(self, md_order: str) -> str:
+        return f"{self.config.public_url}{PAYMENT_PAGE_PATH}?mdOrder={md_order}"
+
+    def _idempotent(self, key: str | None, fingerprint: tuple[Any, ...], act: Any) -> dict[str, Any]:
+        """Run ``act()`` once per key; a repeat returns the stored answer (errors included)."""
+        if key:
+            stored = self.idempotency.get(key)
+            if stored is not None:
+                if stored[0] != fingerprint:
+                    raise GatewayError("5", "Idempotency key was already used for a different request")
+                log.info("acquiring.idempotent_repeat", key=key, operation=fingerprint[0])
+                return stored[1]
+        try:
+            answer = act()
+        except GatewayError as exc:
+            answer = {"errorCode": exc.code, "errorMessage": exc.message}
+        if key:
+            self.idempotency[key] = (fingerprint, answer)
+        return answer
+
+    def deposit(self, params: dict[str, str], key: str | None) -> dict[str, Any]:
+        self._auth(params)
+        order = self._order(params)
+        amount = _int_param(params, "amount")
+
+        def act() -> dict[str, Any]:
+            if order.status != PaymentState.HELD:
+                raise GatewayError("7", "Payment must be in correct state")
+            value = amount or order.approved
+            if value < 0 or value > order.approved:
+                raise GatewayError("5", f"Deposit amount must be between 0 and the approved {order.approved}")
+            order.deposited = value
+            order.status = PaymentState.DEPOSITED
+            order.deposited_ms = _now_ms()
+            order.op("deposited", value)
+            self._callback(order, "deposited", 1, value)
+            return {"errorCode": "0", "errorMessage": "Success"}
+
+        return self._idempotent(key, ("deposit", order.md_order, amount), act)
+
+    def reverse(self, params: dict[str, str], key: str | None) -> dict[str, Any]:
+        self._auth(params)
+        order = self._order(params)
+
+        def act() -> dict[str, Any]:
+            if order.status != PaymentState.HELD:
+                raise GatewayError("7", "Payment must be in correct state")
+            order.status = PaymentState.REVERSED
+            order.op("reversed", order.approved)
+            self._callback(order, "reversed", 1, order.approved)
+            return {"errorCode": "0", "errorMessage": "Success"}
+
+        return self._idempotent(key, ("reverse", order.md_order), act)
+
+    def refund(self, params: dict[str, str], key: str | None) -> dict[str, Any]:
+        self._auth(params)
+        order = self._order(params)
+        amount = _int_param(params, "amount")
+        raw_bundle = params.get("orderBundle", "")
+
+        def act() -> dict[str, Any]:
+            if order.status != PaymentState.DEPOSITED:
+                raise GatewayError("7", "Payment must be in correct state")
+            if amount <= 0 or amount > order.deposited - order.refunded:
+                raise GatewayError(
+                    "5", f"Refund amount must be between 1 and {order.deposited - order.refunded}"
+                )
+            bundle = _parse_bundle(raw_bundle, amount)
+            order.refunded += amount
+            if bundle is not None:
+                order.refund_bundles.append(bundle)
+            if order.refunded == order.deposited:
+                order.status = PaymentState.REFUNDED
+            order.op("refunded", amount)
+            self._callback(order, "refunded", 1, amount)
+            return {"errorCode": "0", "errorMessage": "Success"}
+
+        return self._idempotent(key, ("refund", order.md_order, amount, raw_bundle), act)
+
+    def status(self, params: dict[str, str]) -> dict[str, Any]:
+        self._auth(params)
+        if params.get("orderId"):
+            order = self._order(params)
+        elif params.get("orderNumber"):
+            md = self.by_number.get(params["orderNumber"])
+            if md is None:
+                raise GatewayError("6", "No such order")
+            order = self.orders[md]
+        else:
+            raise GatewayError("4", "[orderId] is empty")
+        answer: dict[str, Any] = {
+            "errorCode": "0",
+            "errorMessage": "Success",
+            "orderNumber": order.order_number,
+            "orderStatus": int(order.status),
+            "actionCode": order.action_code,
+            "actionCodeDescription": order.action_description,
+            "amount": order.amount,
+            "currency": order.currency,
+            "date": order.created_ms,
+            "orderDescription": order.description,
+            "attributes": [{"name": "mdOrder", "value": order.md_order}],
+            "paymentAmountInfo": {
+                "approvedAmount": order.approved,
+                "depositedAmount": order.deposited,
+                "refundedAmount": order.refunded,
+                "paymentState": PAYMENT_STATE_NAMES[order.status],
+            },
+            "operations": list(order.operations),
+        }
+        if order.deposited_ms is not None:
+            answer["depositedDate"] = order.deposited_ms
+        if order.masked_pan is not None:
+            answer["cardAuthInfo"] = {
+                "maskedPan": order.masked_pan,
+                "expiration": "203012",
+                "cardholderName": "SANDBOX CARDHOLDER",
+                "approvalCode": "123456" if order.approved else "",
+            }
+        return answer
+
+    # --- the payer's side (payment page, drive, auto mode, timeout) -------------------------------
+
+    def pay(self, md_order: str, outcome: Literal["approve", "decline"], action_code: int | None = None) -> Order:
+        order = self.orders.get(md_order)
+        if order is None:
+            raise KeyError(md_order)
+        if order.status != PaymentState.REGISTERED:
+            raise ValueError(f"order is {order.status.name.lower()}, not awaiting payment")
+        order.masked_pan = SANDBOX_MASKED_PAN
+        operation = "approved" if order.two_stage else "deposited"
+        if outcome == "approve":
+            order.approved = order.amount
+            order.action_code, order.action_description = ACTION_APPROVED
+            if order.two_stage:
+                order.status = PaymentState.HELD
+                order.op("approved", order.amount)
+            else:
+                order.status = PaymentState.DEPOSITED
+                order.deposited = order.amount
+                order.deposited_ms = _now_ms()
+                order.op("deposited", order.amount)
+            self._callback(order, operation, 1, order.amount)
+        else:
+            order.status = PaymentState.DECLINED
+            order.action_code, order.action_description = ACTION_DECLINED
+            if action_code is not None:
+                order.action_code, order.action_description = action_code, f"Declined (action code {action_code})"
+            order.op("declined", order.amount)
+            self._callback(order, operation, 0, order.amount)
+        log.info("acquiring.paid", md_order=md_order, outcome=outcome, status=int(order.status))
+        return order
+
+    def expire(self, md_order: str) -> bool:
+        order = self.orders.get(md_order)
+        if order is None or order.status != PaymentState.REGISTERED:
+            return False
+        order.status = PaymentState.DECLINED
+        order.action_code, order.action_description = ACTION_TIMEOUT
+        order.op("declinedByTimeout", order.amount)
+        self._callback(order, "declinedByTimeout", 0, order.amount)
+        log.info("acquiring.session_timeout", md_order=md_order)
+        return True
+
+    async def _expire_later(self, md_order: str, seconds: int) -> None:
+        await asyncio.sleep(seconds)
+        self.expire(md_order)
+
+    async def _auto_pay(self, md_order: str) -> None:
+        await asyncio.sleep(self.config.auto_delay_s)
+        order = self.orders.get(md_order)
+        if order is not None and order.status == PaymentState.REGISTERED:
+            self.pay(md_order, "approve")
+
+    # --- callbacks ------------------------------------------------------------------------------
+
+    def _callback(self, order: Order, operation: str, status: int, amount: int) -> None:
+        params = {
+            "mdOrder": order.md_order,
+            "orderNumber": order.order_number,
+            "operation": operation,
+            "status": str(status),
+            "amount": str(amount),
+        }
+        params["checksum"] = callback_checksum(params, self.config.acquiring_callback_secret)
+        record = CallbackRecord(operation, status, amount, order.callback_url, params)
+        order.callbacks.append(record)
+        self.bg.spawn(self._send(order, record))
+
+    async def _send(self, order: Order, record: CallbackRecord) -> None:
+        async with order.callback_lock:  # one at a time per order, in order
+            record.sent_at_ms = _now_ms()
+            resp = await deliver("GET", record.url, params=record.params)
+        record.http_status = resp.status_code if resp is not None else None
+        record.state = "delivered" if resp is not None and resp.status_code < 300 else "failed"
+        log.info(
+            "acquiring.callback",
+            md_order=order.md_order,
+            operation=record.operation,
+            status=record.status,
+            http_status=record.http_status,
+        )
+
+
+# --- HTTP ---------------------------------------------------------------------------------------
+
+
+class PayCommand(BaseModel):
+    outcome: Literal["approve", "decline"]
+    action_code: int | None = None
+
+
+async def _params(request: Request) -> dict[str, str]:
+    params = {k: v for k, v in request.query_params.items()}
+    if request.method == "POST":
+        form = await request.form()
+        params.update({k: v for k, v in form.items() if isinstance(v, str)})
+    return params
+
+
+def _page(order: Order | None, md_order: str) -> str:
+    if order is None:
+        body = f"<p>Unknown order <code>{html.escape(md_order)}</code>.</p>"
+    else:
+        amount = f"{order.amount // 100}.{order.amount % 100:02d} {CURRENCY_ALPHA.get(order.currency, order.currency)}"
+        rows = (
+            f"<p>Order <b>{html.escape(order.order_number)}</b></p>"
+            f"<p>{html.escape(order.description)}</p>"
+            f"<p class='amount'>Amount: <b>{html.escape(amount)}</b></p>"
+        )
+        if order.status == PaymentState.REGISTERED:
+            md = html.escape(order.md_order)
+            buttons = (
+                f"<form method='post' action='{PAYMENT_PAGE_PATH}'>"
+                f"<input type='hidden' name='mdOrder' value='{md}'>"
+                "<button name='outcome' value='approve'>Pay</button> "
+                "<button name='outcome' value='decline'>Decline</button></form>"
+            )
+        else:
+            buttons = f"<p>Status: <b>{order.status.name.lower()}</b> ({html.escape(order.action_description)})</p>"
+        body = rows + buttons
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Sandbox payment</title></head>"
+        f"<body><h1>Sandbox bank: payment</h1>{body}</body></html>"
+    )
+
+
+def router(sim: AcquiringSim) -> APIRouter:
+    r = APIRouter(tags=["acquiring"])
+
+    def answer(fn: Any, *args: Any) -> JSONResponse:
+        try:
+            return JSONResponse(fn(*args))
+        except GatewayError as exc:
+            return JSONResponse({"errorCode": exc.code, "errorMessage": exc.message})
+
+    @r.post("/acquiring/payment/rest/registerPreAuth.do", summary="Register a two-stage payment (hold)")
+    async def register_preauth(request: Request) -> JSONResponse:
+        await sim.faults.check("registerPreAuth")
+        params = await _params(request)
+        return answer(lambda: sim.register(params, two_stage=True))
+
+    @r.post("/acquiring/payment/rest/register.do", summary="Register a one-stage payment")
+    async def register(request: Request) -> JSONResponse:
+        await sim.faults.check("register")
+        params = await _params(request)
+        return answer(lambda: sim.register(params, two_stage=False))
+
+    @r.post("/acquiring/payment/rest/deposit.do", summary="Capture a held amount (partial allowed; 0 = all)")
+    async def deposit(request: Request) -> JSONResponse:
+        await sim.faults.check("deposit")
+        params = await _params(request)
+        return answer(sim.deposit, params, request.headers.get("x-idempotency-key"))
+
+    @r.post("/acquiring/payment/rest/reverse.do", summary="Release a hold")
+    async def reverse(request: Request) -> JSONResponse:
+        await sim.faults.check("reverse")
+        params = await _params(request)
+        return answer(sim.reverse, params, request.headers.get("x-idempotency-key"))
+
+    @r.post("/acquiring/payment/rest/refund.do", summary="Refund (part of) a deposited amount")
+    async def refund(request: Request) -> JSONResponse:
+        await sim.faults.check("refund")
+        params = await _params(request)
+        return answer(sim.refund, params, request.headers.get("x-idempotency-key"))
+
+    @r.post("/acquiring/payment/rest/getOrderStatusExtended.do", summary="Order status by orderId or orderNumber")
+    async def status(request: Request) -> JSONResponse:
+        await sim.faults.check("getOrderStatusExtended")
+        params = await _params(request)
+        return answer(sim.status, params)
+
+    @r.get(PAYMENT_PAGE_PATH, response_class=HTMLResponse, summary="The payment page (formUrl)")
+    async def payment_page(mdOrder: str = "") -> HTMLResponse:
+        await sim.faults.check("payment_page")
+        order = sim.orders.get(mdOrder)
+        return HTMLResponse(_page(order, mdOrder), status_code=200 if order else 404)
+
+    @r.post(PAYMENT_PAGE_PATH, summary="The payer presses Pay or Decline")
+    async def payment_page_submit(request: Request) -> Any:
+        await sim.faults.check("payment_page")
+        params = await _params(request)
+        md = params.get("mdOrder", "")
+        outcome = params.get("outcome", "")
+        order = sim.orders.get(md)
+        if order is None or outcome not in ("approve", "decline"):
+            return HTMLResponse(_page(order, md), status_code=404 if order is None else 400)
+        if order.status != PaymentState.REGISTERED:
+            return HTMLResponse(_page(order, md), status_code=409)
+        sim.pay(md, outcome)  # type: ignore[arg-type]
+        target = order.return_url if outcome == "approve" else (order.fail_url or order.return_url)
+        url = str(httpx.URL(target).copy_merge_params({"orderId": md}))
+        return RedirectResponse(url, status_code=303)
+
+    # --- drive ---------------------------------------------------------------------------------
+
+    @r.get("/sandbox/acquiring/orders", tags=["sandbox:acquiring"], summary="All orders, newest first")
+    async def list_orders() -> list[dict[str, Any]]:
+        return [o.summary() for o in sorted(sim.orders.values(), key=lambda o: o.created_ms, reverse=True)]
+
+    @r.get("/sandbox/acquiring/orders/{md_order}", tags=["sandbox:acquiring"], summary="One order in full")
+    async def get_order(md_order: str) -> dict[str, Any]:
+        order = sim.orders.get(md_order)
+        if order is None:
+            raise HTTPException(404, "no such order")
+        return order.detail()
+
+    @r.post("/sandbox/acquiring/orders/{md_order}/pay", tags=["sandbox:acquiring"], summary="Act as the payer")
+    async def drive_pay(md_order: str, cmd: PayCommand) -> dict[str, Any]:
+        try:
+            return sim.pay(md_order, cmd.outcome, cmd.action_code).detail()
+        except KeyError:
+            raise HTTPException(404, "no such order") from None
+        except ValueError as exc:
+            raise HTTPException(409, str(exc)) from None
+
+    @r.post("/sandbox/acquiring/orders/{md_order}/expire", tags=["sandbox:acquiring"], summary="Time the session out now")
+    async def drive_expire(md_order: str) -> dict[str, Any]:
+        order = sim.orders.get(md_order)
+        if order is None:
+            raise HTTPException(404, "no such order")
+        if not sim.expire(md_order):
+            raise HTTPException(409, f"order is {order.status.name.lower()}, not awaiting payment")
+        return order.detail()
+
+    return r
