@@ -16,9 +16,13 @@ from sandbox.common import Background, SandboxConfig
 # Each simulator: (module, state class name). The module provides `router(sim)`.
 # SIMULATORS-START
 SIMULATORS: list[tuple[str, str]] = [
+    ("erp", "ErpSim"),
+    ("pos", "PosSim"),
     ("acquiring", "AcquiringSim"),
     ("loyalty", "LoyaltySim"),
     ("notify", "NotifySim"),
+    ("cdek", "CdekSim"),
+    ("post", "PostSim"),
 ]
 # SIMULATORS-END
 
