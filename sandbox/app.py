@@ -15,7 +15,10 @@ from sandbox.common import Background, SandboxConfig
 
 # Each simulator: (module, state class name). The module provides `router(sim)`.
 # SIMULATORS-START
-SIMULATORS: list[tuple[str, str]] = []
+SIMULATORS: list[tuple[str, str]] = [
+    ("cdek", "CdekSim"),
+    ("post", "PostSim"),
+]
 # SIMULATORS-END
 
 
