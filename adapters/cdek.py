@@ -1,0 +1,313 @@
+"""CDEK API v2 client (``/work/shared/reference/couriers.md``, "CDEK API v2").
+
+The ``httpx.AsyncClient`` comes with the base URL set (``settings.cdek_url``, e.g.
+``http://127.0.0.1:8100/cdek``); paths here are ``/v2/...``. OAuth client-credentials token
+fetched on first use, cached until shortly before ``expires_in`` and fetched again once when
+a call answers 401 (an expired or revoked token). Money: CDEK speaks roubles with decimals,
+we speak kopecks; converted here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import structlog
+
+from adapters.errors import ExternalRefusal
+from adapters.http import request
+from models.couriers import (
+    Booking,
+    BookingRequest,
+    Quote,
+    ShipAddress,
+    ShipmentUpdate,
+    TrackingEvent,
+    cdek_status,
+)
+
+log = structlog.get_logger("adapter.cdek")
+
+SYSTEM = "cdek"
+#: tariffs by (sender side, recipient side); see the sandbox's table
+TARIFF_BY_ENDS: dict[tuple[str, str], int] = {
+    ("office", "pickup_point"): 136,
+    ("office", "door"): 137,
+    ("door", "pickup_point"): 138,
+    ("door", "door"): 139,
+}
+#: delivery_mode → our method
+MODE_METHOD = {1: "courier", 2: "pickup_point", 3: "courier", 4: "pickup_point", 6: "pickup_point", 7: "pickup_point"}
+#: error codes meaning "an order with this number already exists" (the sandbox's first)
+DUPLICATE_CODES = {"v2_order_number_exists", "v2_entity_already_exists"}
+TOKEN_MARGIN_S = 60
+
+
+def roubles_to_kopecks(value: Any) -> int:
+    return int((Decimal(str(value)) * 100).to_integral_value())
+
+
+def kopecks_to_roubles(value: int) -> float:
+    return float(Decimal(value) / 100)
+
+
+def parse_cdek_time(value: str) -> datetime:
+    """``2024-05-01T12:00:00+0000`` (CDEK) or any ISO 8601 with an offset."""
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z")
+    except ValueError:
+        return datetime.fromisoformat(value)
+
+
+def _errors(resp: httpx.Response) -> list[dict[str, str]]:
+    try:
+        body = resp.json()
+    except ValueError:
+        return [{"code": f"http_{resp.status_code}", "message": resp.text[:200]}]
+    if not isinstance(body, dict):
+        return []
+    errs = list(body.get("errors") or [])
+    for req in body.get("requests") or []:
+        errs.extend(req.get("errors") or [])
+    if not errs and "error" in body:
+        errs.append({"code": body["error"], "message": body.get("error_description", "")})
+    return errs
+
+
+def _refusal(operation: str, resp: httpx.Response) -> ExternalRefusal:
+    errs = _errors(resp) or [{"code": f"http_{resp.status_code}", "message": resp.text[:200]}]
+    message = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errs)
+    return ExternalRefusal(SYSTEM, operation, message, code=errs[0].get("code"))
+
+
+class CdekClient:
+    """:class:`adapters.couriers.Courier` for CDEK."""
+
+    carrier = "cdek"
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        client_id: str,
+        client_secret: str,
+        shipment_points: Mapping[str, str] | None = None,
+        shipper_name: str = "Orkestr",
+        shipper_phone: str = "+74950000000",
+    ) -> None:
+        """``shipment_points``: our location id → the CDEK office where that location drops
+        parcels (then "office-…" tariffs); locations without one get a courier pickup
+        ("door-…" tariffs). ``shipper_*``: the merchant's contact on return shipments."""
+        self._http = http
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._shipment_points = dict(shipment_points or {})
+        self._shipper_name = shipper_name
+        self._shipper_phone = shipper_phone
+        self._token: str | None = None
+        self._token_expires = 0.0
+        self._token_lock = asyncio.Lock()
+
+    # --- auth ---------------------------------------------------------------------------------
+    async def _get_token(self, stale: str | None = None) -> str:
+        async with self._token_lock:
+            if self._token and self._token != stale and time.monotonic() < self._token_expires:
+                return self._token
+            resp = await request(
+                self._http,
+                SYSTEM,
+                "token",
+                "POST",
+                "/v2/oauth/token",
+                data={"grant_type": "client_credentials", "client_id": self._client_id, "client_secret": self._client_secret},
+            )
+            if resp.status_code != 200:
+                raise _refusal("token", resp)
+            body = resp.json()
+            self._token = str(body["access_token"])
+            ttl = float(body.get("expires_in", 3600))
+            self._token_expires = time.monotonic() + max(ttl - TOKEN_MARGIN_S, ttl / 2)
+            return self._token
+
+    async def _call(self, operation: str, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        token = await self._get_token()
+        resp = await request(self._http, SYSTEM, operation, method, url, headers={"Authorization": f"Bearer {token}"}, **kwargs)
+        if resp.status_code == 401:  # expired or revoked: one fresh token, then give up
+            log.info("cdek.token_refresh", operation=operation)
+            token = await self._get_token(stale=token)
+            resp = await request(self._http, SYSTEM, operation, method, url, headers={"Authorization": f"Bearer {token}"}, **kwargs)
+            if resp.status_code == 401:
+                raise _refusal(operation, resp)
+        return resp
+
+    # --- orders -------------------------------------------------------------------------------
+    def order_body(self, req: BookingRequest) -> dict[str, Any]:
+        """The ``POST /v2/orders`` body for a booking (public for inspection and tests)."""
+        office = self._shipment_points.get(req.from_location_id)
+        store_side: dict[str, Any] = (
+            {"shipment_point": office}
+            if office
+            else {"from_location": {"city": req.from_city, "address": f"Orkestr location {req.from_location_id}"}}
+        )
+        customer_place = {"postal_code": req.to.postcode, "city": req.to.city, "address": req.to.line}
+        qty = sum(i.qty for i in req.items) or 1
+        item_weight = max(1, req.weight_g // qty)
+        items = [
+            {
+                "name": it.name,
+                "ware_key": it.sku,
+                "payment": {"value": 0},  # prepaid: nothing to collect on delivery
+                "cost": kopecks_to_roubles(it.price),
+                "weight": item_weight,
+                "amount": it.qty,
+            }
+            for it in req.items
+        ]
+        body: dict[str, Any] = {
+            "type": 1,
+            "number": req.shipment_id,
+            "is_return": req.is_return,
+            "packages": [
+                {
+                    "number": f"{req.shipment_id}-1",
+                    "weight": req.weight_g,
+                    "length": 30,
+                    "width": 20,
+                    "height": 10,
+                    "items": items,
+                }
+            ],
+        }
+        if not req.is_return:
+            sender_end = "office" if office else "door"
+            if req.pickup_point:
+                body["delivery_point"] = req.pickup_point
+                recipient_end = "pickup_point"
+            else:
+                body["to_location"] = customer_place
+                recipient_end = "door"
+            body.update(store_side)
+            body["recipient"] = {"name": req.recipient.name, "phones": [{"number": req.recipient.phone}]}
+        else:
+            # customer → store: picked up at the customer's door (or dropped at a pickup point)
+            if req.pickup_point:
+                body["shipment_point"] = req.pickup_point
+                sender_end = "office"
+            else:
+                body["from_location"] = customer_place
+                sender_end = "door"
+            if office:
+                body["delivery_point"] = office
+                recipient_end = "pickup_point"
+            else:
+                body["to_location"] = {"city": req.from_city, "address": f"Orkestr location {req.from_location_id}"}
+                recipient_end = "door"
+            body["sender"] = {"name": req.recipient.name, "phones": [{"number": req.recipient.phone}]}
+            body["recipient"] = {"name": self._shipper_name, "phones": [{"number": self._shipper_phone}]}
+        body["tariff_code"] = int(req.tariff) if req.tariff else TARIFF_BY_ENDS[(sender_end, recipient_end)]
+        return body
+
+    async def book(self, req: BookingRequest) -> Booking:
+        """Create the order; idempotent by ``req.shipment_id`` (CDEK ``number``): a repeat
+        finds the first order by ``im_number`` instead of creating a second."""
+        resp = await self._call("create_order", "POST", "/v2/orders", json=self.order_body(req))
+        if resp.status_code in (200, 201, 202):
+            uuid = str(resp.json()["entity"]["uuid"])
+            entity = await self._entity("get_order", f"/v2/orders/{uuid}")
+        else:
+            errs = _errors(resp)
+            if not any(e.get("code") in DUPLICATE_CODES for e in errs):
+                raise _refusal("create_order", resp)
+            log.info("cdek.order_exists", number=req.shipment_id)
+            entity = await self._entity("find_order", "/v2/orders", params={"im_number": req.shipment_id})
+        return Booking(carrier=self.carrier, external_id=str(entity["uuid"]), tracking_number=str(entity.get("cdek_number") or ""))
+
+    async def _entity(self, operation: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        resp = await self._call(operation, "GET", url, **kwargs)
+        if resp.status_code != 200:
+            raise _refusal(operation, resp)
+        return dict(resp.json()["entity"])
+
+    async def order(self, uuid: str) -> dict[str, Any]:
+        """The raw order entity (``GET /v2/orders/{uuid}``)."""
+        return await self._entity("get_order", f"/v2/orders/{uuid}")
+
+    async def cancel(self, booking: Booking) -> None:
+        """Delete the order; ExternalRefusal once CDEK has the parcel (``v2_entity_invalid``)."""
+        resp = await self._call("delete_order", "DELETE", f"/v2/orders/{booking.external_id}")
+        if resp.status_code not in (200, 202):
+            raise _refusal("delete_order", resp)
+
+    async def track(self, booking: Booking) -> list[TrackingEvent]:
+        """Status history, oldest first."""
+        entity = await self.order(booking.external_id)
+        events = [
+            TrackingEvent(code=s["code"], status=cdek_status(s["code"]), at=parse_cdek_time(s["date_time"]), city=s.get("city") or None)
+            for s in reversed(entity.get("statuses") or [])  # the wire lists newest first
+        ]
+        events.sort(key=lambda e: e.at)  # stable: equal times keep the oldest-first order
+        return events
+
+    async def quote(self, *, from_city: str, to: ShipAddress, weight_g: int) -> list[Quote]:
+        body = {
+            "type": 1,
+            "from_location": {"city": from_city},
+            "to_location": {"city": to.city, "postal_code": to.postcode},
+            "packages": [{"weight": weight_g, "length": 30, "width": 20, "height": 10}],
+        }
+        resp = await self._call("tarifflist", "POST", "/v2/calculator/tarifflist", json=body)
+        if resp.status_code != 200:
+            raise _refusal("tarifflist", resp)
+        return [
+            Quote(
+                carrier=self.carrier,
+                tariff=str(t["tariff_code"]),
+                method=MODE_METHOD.get(int(t.get("delivery_mode", 1)), "courier"),  # type: ignore[arg-type]
+                price=roubles_to_kopecks(t["delivery_sum"]),
+                days_min=int(t["period_min"]),
+                days_max=int(t["period_max"]),
+            )
+            for t in resp.json().get("tariff_codes") or []
+        ]
+
+    async def pickup_points(self, *, city: str) -> list[dict[str, Any]]:
+        """CDEK pickup points in a city (raw ``/v2/deliverypoints`` items)."""
+        resp = await self._call("deliverypoints", "GET", "/v2/deliverypoints", params={"city": city})
+        if resp.status_code != 200:
+            raise _refusal("deliverypoints", resp)
+        return list(resp.json())
+
+    # --- webhooks -----------------------------------------------------------------------------
+    async def register_webhook(self, url: str) -> str:
+        """Subscribe ``url`` to ORDER_STATUS; idempotent by url. Returns the webhook uuid.
+        CDEK signs nothing: put a secret in ``url`` and check it on arrival."""
+        resp = await self._call("webhook", "POST", "/v2/webhooks", json={"type": "ORDER_STATUS", "url": url})
+        if resp.status_code != 200:
+            raise _refusal("webhook", resp)
+        return str(resp.json()["entity"]["uuid"])
+
+    @staticmethod
+    def parse_webhook(payload: Mapping[str, Any]) -> ShipmentUpdate:
+        """An ORDER_STATUS webhook body → a carrier-neutral update (ValueError if malformed)."""
+        if payload.get("type") != "ORDER_STATUS":
+            raise ValueError(f"not an ORDER_STATUS webhook: {payload.get('type')!r}")
+        try:
+            attrs = payload["attributes"]
+            code = str(attrs["code"])
+            at = parse_cdek_time(str(attrs.get("status_date_time") or payload["date_time"]))
+            return ShipmentUpdate(
+                carrier="cdek",
+                external_id=str(payload["uuid"]),
+                tracking_number=str(attrs["cdek_number"]) if attrs.get("cdek_number") else None,
+                shipment_id=str(attrs["number"]) if attrs.get("number") else None,
+                is_return=bool(attrs.get("is_return", False)),
+                event=TrackingEvent(code=code, status=cdek_status(code), at=at, city=attrs.get("city_name") or None),
+                reason_code=str(attrs["status_reason_code"]) if attrs.get("status_reason_code") else None,
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"malformed ORDER_STATUS webhook: {exc}") from exc

@@ -1,0 +1,876 @@
+"""Simulated CDEK (API v2), wire base ``/cdek``; drive endpoints under ``/sandbox/courier``.
+
+Wire shapes follow ``/work/shared/reference/couriers.md`` ("CDEK API v2"):
+
+* ``POST /cdek/v2/oauth/token`` (form ``grant_type=client_credentials, client_id,
+  client_secret``) → ``{access_token, token_type: "bearer", expires_in: 3600, scope, jti}``.
+  Every other wire endpoint wants ``Authorization: Bearer …`` and answers 401
+  ``{"error": "invalid_token", ...}`` without it or with an expired token.
+* ``POST /cdek/v2/orders`` → 202 ``{entity{uuid}, requests[{request_uuid, type: "CREATE",
+  state: "ACCEPTED", date_time, errors: []}]}``. Validation is synchronous here (the real API
+  may report INVALID later): 400 with ``state: "INVALID"`` and ``errors[{code, message}]``,
+  the message naming the field (``"Field is empty: recipient.name"``). ``number`` is the
+  merchant's order number: a second live order with the same number is INVALID with code
+  :data:`DUPLICATE_NUMBER` (the sandbox's code; find the first with
+  ``GET /cdek/v2/orders?im_number=``). A number may be reused once its order is REMOVED.
+
+  Sandbox extension: ``is_return: bool`` in the order body marks a *return shipment* from a
+  customer to a store (the real API sets ``is_return`` only on returns it creates itself).
+  It is echoed in the order entity and in every ORDER_STATUS webhook.
+* ``GET /cdek/v2/orders/{uuid}``, ``GET /cdek/v2/orders?cdek_number=|im_number=`` →
+  ``{entity{uuid, number, cdek_number, tariff_code, is_return, statuses[{code, name,
+  date_time, city}], delivery_detail{total_sum}, ...}, requests[]}``; ``statuses`` are newest
+  first, ``date_time`` like ``2024-05-01T12:00:00+0000``. Unknown uuid → 404
+  ``v2_entity_not_found``; unknown im_number → 400 ``v2_entity_not_found_im_number``.
+* ``DELETE /cdek/v2/orders/{uuid}`` → 202 while the order is ACCEPTED/CREATED (then status
+  REMOVED; deleting a REMOVED order again is a no-op 202), else 400 INVALID
+  ``v2_entity_invalid``.
+* ``POST /cdek/v2/webhooks {type: "ORDER_STATUS", url}`` → ``{entity{uuid}}``, idempotent by
+  (type, url); ``GET /cdek/v2/webhooks``; ``DELETE /cdek/v2/webhooks/{uuid}``. Every status
+  change is POSTed to each ORDER_STATUS url: ``{uuid, type, date_time, attributes{is_return,
+  cdek_number, number, code, status_reason_code, status_date_time, city_name, city_code}}``
+  (retried by :func:`sandbox.common.deliver`).
+* ``POST /cdek/v2/calculator/tarifflist`` → ``{tariff_codes[{tariff_code, tariff_name,
+  delivery_mode, delivery_sum (roubles), period_min, period_max}]}``, deterministic from the
+  two cities' distance (built-in table :data:`CITIES`) and the weight.
+* ``GET /cdek/v2/deliverypoints?city=|city_code=|postal_code=`` → three pickup points a city.
+
+Sandbox credentials: :data:`DEV_CLIENTS` (the settings' defaults ``orkestr``/``orkestr``).
+City codes in :data:`CITIES` are the sandbox's own, not CDEK's directory.
+
+Drive (a person or a test acting as CDEK):
+
+* ``POST /sandbox/courier/orders/{uuid}/status {"code": "DELIVERED", "city"?,
+  "status_reason_code"?}`` records the status and sends the webhooks;
+* ``GET /sandbox/courier/orders`` lists orders with their statuses and webhook deliveries;
+* ``POST /sandbox/courier/tokens/expire`` expires every issued token (to see a client refresh);
+* faults: ``/sandbox/cdek/faults``.
+
+Auto mode walks a new order CREATED → RECEIVED_AT_SHIPMENT_WAREHOUSE →
+TAKEN_BY_TRANSPORTER_FROM_SENDER_CITY → ACCEPTED_IN_RECIPIENT_CITY → TAKEN_BY_COURIER (or
+ACCEPTED_AT_PICK_UP_POINT for a pickup-point tariff) → DELIVERED, a step per
+``auto_delay_s``; it stops as soon as someone drives the order elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import secrets
+import time
+import uuid as uuidlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from sandbox.common import Background, Faults, SandboxConfig, deliver
+
+log = structlog.get_logger("sandbox.cdek")
+
+DEV_CLIENTS: dict[str, str] = {"orkestr": "orkestr"}
+TOKEN_TTL_S = 3600
+DUPLICATE_NUMBER = "v2_order_number_exists"
+
+# --------------------------------------------------------------------------------------------
+# Geography shared by the courier simulators (Russian Post prices by the same distances).
+
+
+@dataclass(frozen=True)
+class City:
+    name: str
+    name_ru: str
+    country: str  # ISO 3166-1 alpha-2
+    region: str
+    lat: float
+    lon: float
+    code: int  # sandbox city code
+    postcode: str  # main post office index
+    abbr: str  # prefix of pickup point codes
+
+    @property
+    def aliases(self) -> set[str]:
+        return {_norm(self.name), _norm(self.name_ru), _norm(self.abbr)}
+
+
+def _norm(s: str) -> str:
+    s = s.strip().lower().replace("ё", "е")
+    for prefix in ("г. ", "г.", "город "):
+        if s.startswith(prefix):
+            s = s[len(prefix) :]
+    return " ".join(s.replace("-", " ").replace(".", " ").split())
+
+
+CITIES: tuple[City, ...] = (
+    City("Moscow", "Москва", "RU", "Москва", 55.7558, 37.6173, 44, "101000", "MSK"),
+    City("Saint Petersburg", "Санкт-Петербург", "RU", "Санкт-Петербург", 59.9343, 30.3351, 137, "190000", "SPB"),
+    City("Kazan", "Казань", "RU", "Республика Татарстан", 55.7961, 49.1064, 424, "420000", "KZN"),
+    City("Yekaterinburg", "Екатеринбург", "RU", "Свердловская область", 56.8389, 60.6057, 250, "620000", "EKB"),
+    City("Novosibirsk", "Новосибирск", "RU", "Новосибирская область", 55.0084, 82.9357, 270, "630000", "NSK"),
+    City("Almaty", "Алматы", "KZ", "Алматы", 43.2389, 76.8897, 4756, "050000", "ALA"),
+    City("Astana", "Астана", "KZ", "Астана", 51.1694, 71.4491, 4961, "010000", "AST"),
+    City("Nizhny Novgorod", "Нижний Новгород", "RU", "Нижегородская область", 56.2965, 43.9361, 414, "603000", "NNV"),
+    City("Samara", "Самара", "RU", "Самарская область", 53.1959, 50.1002, 430, "443000", "SMR"),
+    City("Rostov-on-Don", "Ростов-на-Дону", "RU", "Ростовская область", 47.2357, 39.7015, 438, "344000", "RND"),
+    City("Krasnodar", "Краснодар", "RU", "Краснодарский край", 45.0355, 38.9753, 435, "350000", "KRD"),
+    City("Ufa", "Уфа", "RU", "Республика Башкортостан", 54.7388, 55.9721, 256, "450000", "UFA"),
+    City("Perm", "Пермь", "RU", "Пермский край", 58.0105, 56.2502, 248, "614000", "PRM"),
+    City("Voronezh", "Воронеж", "RU", "Воронежская область", 51.6720, 39.1843, 506, "394000", "VRN"),
+    City("Volgograd", "Волгоград", "RU", "Волгоградская область", 48.7080, 44.5133, 426, "400000", "VLG"),
+    City("Chelyabinsk", "Челябинск", "RU", "Челябинская область", 55.1644, 61.4368, 259, "454000", "CHL"),
+    City("Omsk", "Омск", "RU", "Омская область", 54.9885, 73.3242, 268, "644000", "OMS"),
+    City("Krasnoyarsk", "Красноярск", "RU", "Красноярский край", 56.0153, 92.8932, 278, "660000", "KRS"),
+    City("Tyumen", "Тюмень", "RU", "Тюменская область", 57.1530, 65.5343, 252, "625000", "TMN"),
+    City("Irkutsk", "Иркутск", "RU", "Иркутская область", 52.2870, 104.3050, 280, "664000", "IRK"),
+    City("Khabarovsk", "Хабаровск", "RU", "Хабаровский край", 48.4802, 135.0719, 287, "680000", "KHB"),
+    City("Vladivostok", "Владивосток", "RU", "Приморский край", 43.1198, 131.8869, 288, "690000", "VVO"),
+    City("Shymkent", "Шымкент", "KZ", "Шымкент", 42.3417, 69.5901, 4758, "160000", "SHM"),
+    City("Karaganda", "Караганда", "KZ", "Карагандинская область", 49.8047, 73.1094, 4757, "100000", "KRG"),
+    City("Kaliningrad", "Калининград", "RU", "Калининградская область", 54.7104, 20.4522, 152, "236000", "KGD"),
+)
+
+_ALIASES = {
+    "st petersburg": "Saint Petersburg",
+    "spb": "Saint Petersburg",
+    "питер": "Saint Petersburg",
+    "petersburg": "Saint Petersburg",
+    "nur sultan": "Astana",
+    "нур султан": "Astana",
+    "ekaterinburg": "Yekaterinburg",
+    "rostov": "Rostov-on-Don",
+    "karagandy": "Karaganda",
+    "qaraghandy": "Karaganda",
+    "alma ata": "Almaty",
+}
+
+
+def find_city(name: str | None = None, *, code: int | str | None = None, postal_code: str | None = None) -> City | None:
+    """A demo city by code, then postal code (its first three digits), then name (EN/RU)."""
+    if code not in (None, ""):
+        for c in CITIES:
+            if str(c.code) == str(code).strip():
+                return c
+        return None
+    if postal_code:
+        pc = str(postal_code).strip()
+        for c in CITIES:
+            if pc[:3] == c.postcode[:3]:
+                return c
+    if name:
+        n = _norm(name)
+        n = _norm(_ALIASES.get(n, n))
+        for c in CITIES:
+            if n in c.aliases:
+                return c
+    return None
+
+
+def city_by_postcode(postcode: str) -> City | None:
+    """The demo city for a six-digit index: same first three digits, else the numerically
+    nearest main index (indexes are regional, so this lands in the right part of the map)."""
+    pc = str(postcode).strip()
+    if len(pc) != 6 or not pc.isdigit():
+        return None
+    exact = find_city(postal_code=pc)
+    if exact is not None:
+        return exact
+    return min(CITIES, key=lambda c: (abs(int(c.postcode) - int(pc)), c.code))
+
+
+def distance_km(a: City, b: City) -> int:
+    """Great-circle distance, whole kilometres."""
+    la1, lo1, la2, lo2 = map(math.radians, (a.lat, a.lon, b.lat, b.lon))
+    h = math.sin((la2 - la1) / 2) ** 2 + math.cos(la1) * math.cos(la2) * math.sin((lo2 - lo1) / 2) ** 2
+    return round(2 * 6371 * math.asin(math.sqrt(h)))
+
+
+# --------------------------------------------------------------------------------------------
+# Tariffs: code → (name, delivery_mode). Modes: 1 door-door, 2 door-pickup point,
+# 3 warehouse-door, 4 warehouse-pickup point.
+
+TARIFFS: dict[int, tuple[str, int]] = {
+    136: ("Посылка склад-склад", 4),
+    137: ("Посылка склад-дверь", 3),
+    138: ("Посылка дверь-склад", 2),
+    139: ("Посылка дверь-дверь", 1),
+}
+TO_DOOR_MODES = {1, 3}
+FROM_DOOR_MODES = {1, 2}
+
+
+def tariff_quote(tariff_code: int, src: City, dst: City, weight_g: int) -> tuple[int, int, int]:
+    """(price in kopecks, period_min, period_max) for one tariff: deterministic."""
+    _name, mode = TARIFFS[tariff_code]
+    km = distance_km(src, dst)
+    kg = max(1, math.ceil(weight_g / 1000))
+    kopecks = 25_000 + km * 12 + kg * (4_000 + km)
+    if mode in FROM_DOOR_MODES:
+        kopecks += 15_000
+    if mode in TO_DOOR_MODES:
+        kopecks += 20_000
+    if src.country != dst.country:
+        kopecks += 40_000
+    kopecks = round(kopecks, -2)  # whole roubles
+    days = 1 + km // 800
+    days += 1 if mode in TO_DOOR_MODES else 0
+    days += 2 if src.country != dst.country else 0
+    return kopecks, days, days + (2 if mode in FROM_DOOR_MODES else 1)
+
+
+def _roubles(kopecks: int) -> float:
+    return kopecks / 100
+
+
+def pickup_points(city: City) -> list[dict[str, Any]]:
+    streets = ("ул. Ленина", "пр. Мира", "ул. Садовая")
+    return [
+        {
+            "code": f"{city.abbr}{i}",
+            "name": f"{city.name_ru}, {streets[i - 1]}, {10 * i + 2}",
+            "type": "PVZ",
+            "owner_code": "cdek",
+            "is_handout": True,
+            "is_reception": True,
+            "work_time": "Пн-Пт 09:00-21:00, Сб-Вс 10:00-18:00",
+            "location": {
+                "country_code": city.country,
+                "region": city.region,
+                "city_code": city.code,
+                "city": city.name_ru,
+                "postal_code": city.postcode,
+                "longitude": round(city.lon + i / 100, 4),
+                "latitude": round(city.lat + i / 200, 4),
+                "address": f"{streets[i - 1]}, {10 * i + 2}",
+                "address_full": f"{city.postcode}, {city.name_ru}, {streets[i - 1]}, {10 * i + 2}",
+            },
+        }
+        for i in (1, 2, 3)
+    ]
+
+
+def find_point(code: str) -> City | None:
+    code = str(code).strip().upper()
+    for c in CITIES:
+        if code in {p["code"] for p in pickup_points(c)}:
+            return c
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Orders
+
+STATUS_NAMES: dict[str, str] = {
+    "ACCEPTED": "Принят",
+    "CREATED": "Создан",
+    "REMOVED": "Удален",
+    "RECEIVED_AT_SHIPMENT_WAREHOUSE": "Принят на склад отправителя",
+    "READY_TO_SHIP_AT_SENDING_OFFICE": "Выдан на отправку в г. отправителе",
+    "TAKEN_BY_TRANSPORTER_FROM_SENDER_CITY": "Сдан перевозчику в г. отправителе",
+    "SENT_TO_RECIPIENT_CITY": "Отправлен в г. получатель",
+    "ACCEPTED_IN_RECIPIENT_CITY": "Встречен в г. получателе",
+    "ACCEPTED_AT_PICK_UP_POINT": "Принят на склад до востребования",
+    "TAKEN_BY_COURIER": "Выдан на доставку",
+    "DELIVERED": "Вручен",
+    "NOT_DELIVERED": "Не вручен",
+}
+#: statuses reported from the sender's city (the rest: the recipient's)
+SENDER_SIDE = {
+    "ACCEPTED",
+    "CREATED",
+    "REMOVED",
+    "RECEIVED_AT_SHIPMENT_WAREHOUSE",
+    "READY_TO_SHIP_AT_SENDING_OFFICE",
+    "TAKEN_BY_TRANSPORTER_FROM_SENDER_CITY",
+}
+#: an order may be deleted only in these statuses (not yet handed to CDEK)
+DELETABLE = {"ACCEPTED", "CREATED"}
+
+
+def cdek_time(dt: datetime) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+@dataclass
+class CdekOrder:
+    uuid: str
+    number: str
+    cdek_number: str
+    type: int
+    tariff_code: int
+    is_return: bool
+    src: City
+    dst: City
+    body: dict[str, Any]
+    total_kopecks: int
+    created: str
+    #: oldest first (the wire shows newest first)
+    statuses: list[dict[str, Any]] = field(default_factory=list)
+    webhook_deliveries: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def code(self) -> str:
+        return self.statuses[-1]["code"] if self.statuses else "ACCEPTED"
+
+    def entity(self) -> dict[str, Any]:
+        e = {k: v for k, v in self.body.items() if k not in ("is_return",)}
+        e.update(
+            uuid=self.uuid,
+            type=self.type,
+            number=self.number,
+            cdek_number=self.cdek_number,
+            tariff_code=self.tariff_code,
+            is_return=self.is_return,
+            statuses=[
+                {k: s[k] for k in ("code", "name", "date_time", "city", "reason_code") if s.get(k) is not None}
+                for s in reversed(self.statuses)
+            ],
+            delivery_detail={
+                "delivery_sum": _roubles(self.total_kopecks),
+                "total_sum": _roubles(self.total_kopecks),
+            },
+        )
+        return e
+
+
+class StatusDrive(BaseModel):
+    code: str
+    city: str | None = None
+    status_reason_code: str | None = None
+
+
+def _err(code: str, message: str) -> dict[str, str]:
+    return {"code": code, "message": message}
+
+
+def _request(type_: str, state: str, errors: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    return {
+        "request_uuid": str(uuidlib.uuid4()),
+        "type": type_,
+        "state": state,
+        "date_time": cdek_time(datetime.now(UTC)),
+        "errors": errors or [],
+        "warnings": [],
+    }
+
+
+def _invalid(type_: str, errors: list[dict[str, str]], status: int = 400) -> JSONResponse:
+    return JSONResponse({"requests": [_request(type_, "INVALID", errors)]}, status_code=status)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _validate_order(body: Any) -> tuple[list[dict[str, str]], dict[str, Any]]:
+    """CDEK-style field errors, plus what was resolved (tariff, cities)."""
+    errors: list[dict[str, str]] = []
+    out: dict[str, Any] = {}
+
+    def empty(path: str) -> None:
+        errors.append(_err("v2_field_is_empty", f"Field is empty: {path}"))
+
+    def bad(path: str, why: str) -> None:
+        errors.append(_err("v2_invalid_value_type", f"Invalid value of {path}: {why}"))
+
+    if not isinstance(body, dict):
+        return [_err("v2_bad_request", "The body must be a JSON object")], out
+    if body.get("type") in (None, ""):
+        empty("type")
+    elif body["type"] not in (1, 2):
+        bad("type", "must be 1 (online store) or 2 (delivery)")
+    if not str(body.get("number") or "").strip():
+        empty("number")
+    if "is_return" in body and not isinstance(body["is_return"], bool):
+        bad("is_return", "must be a boolean")
+
+    tariff = body.get("tariff_code")
+    mode = None
+    if tariff in (None, ""):
+        empty("tariff_code")
+    elif not isinstance(tariff, int) or tariff not in TARIFFS:
+        errors.append(_err("v2_invalid_format", f"Invalid value of tariff_code: unknown tariff {tariff!r}"))
+    else:
+        out["tariff_code"] = tariff
+        mode = TARIFFS[tariff][1]
+
+    # sender
+    sp, fl = body.get("shipment_point"), body.get("from_location")
+    if sp and fl:
+        errors.append(_err("v2_shipment_address_multivalued", "Both shipment_point and from_location are given"))
+    elif sp:
+        out["src"] = find_point(sp)
+        if out["src"] is None:
+            errors.append(_err("shipment_location_is_not_recognized", f"Unknown shipment_point {sp!r}"))
+    elif isinstance(fl, dict):
+        out["src"] = find_city(fl.get("city"), code=fl.get("code"), postal_code=fl.get("postal_code"))
+        if out["src"] is None:
+            errors.append(_err("v2_sender_location_not_recognized", "Sender city not recognized: from_location"))
+        elif mode in FROM_DOOR_MODES and not str(fl.get("address") or "").strip():
+            empty("from_location.address")
+    else:
+        empty("from_location")
+
+    # recipient's place
+    dp, tl = body.get("delivery_point"), body.get("to_location")
+    if dp and tl:
+        errors.append(_err("v2_delivery_address_multivalued", "Both delivery_point and to_location are given"))
+    elif dp:
+        out["dst"] = find_point(dp)
+        if out["dst"] is None:
+            errors.append(_err("delivery_location_is_not_recognized", f"Unknown delivery_point {dp!r}"))
+        elif mode in TO_DOOR_MODES:
+            errors.append(_err("v2_invalid_format", f"tariff_code {tariff} delivers to a door: give to_location, not delivery_point"))
+    elif isinstance(tl, dict):
+        out["dst"] = find_city(tl.get("city"), code=tl.get("code"), postal_code=tl.get("postal_code"))
+        if out["dst"] is None:
+            errors.append(_err("v2_recipient_location_not_recognized", "Recipient city not recognized: to_location"))
+        elif mode is not None and mode not in TO_DOOR_MODES:
+            empty("delivery_point")
+        elif not str(tl.get("address") or "").strip():
+            empty("to_location.address")
+    else:
+        empty("delivery_point" if mode is not None and mode not in TO_DOOR_MODES else "to_location")
+
+    rec = body.get("recipient")
+    if not isinstance(rec, dict):
+        empty("recipient")
+    else:
+        if not str(rec.get("name") or "").strip():
+            empty("recipient.name")
+        phones = rec.get("phones")
+        if not isinstance(phones, list) or not phones:
+            empty("recipient.phones")
+        else:
+            for i, ph in enumerate(phones):
+                if not isinstance(ph, dict) or not str(ph.get("number") or "").strip():
+                    empty(f"recipient.phones[{i}].number")
+
+    packages = body.get("packages")
+    weight = 0
+    if not isinstance(packages, list) or not packages:
+        empty("packages")
+    else:
+        for i, p in enumerate(packages):
+            at = f"packages[{i}]"
+            if not isinstance(p, dict):
+                bad(at, "must be an object")
+                continue
+            if not str(p.get("number") or "").strip():
+                empty(f"{at}.number")
+            w = p.get("weight")
+            if w in (None, ""):
+                empty(f"{at}.weight")
+            elif not isinstance(w, int) or isinstance(w, bool) or w <= 0:
+                bad(f"{at}.weight", "grams, a positive integer")
+            else:
+                weight += w
+            for dim in ("length", "width", "height"):
+                if dim in p and (not isinstance(p[dim], int) or p[dim] <= 0):
+                    bad(f"{at}.{dim}", "centimetres, a positive integer")
+            for j, it in enumerate(p.get("items") or []):
+                ia = f"{at}.items[{j}]"
+                if not isinstance(it, dict):
+                    bad(ia, "must be an object")
+                    continue
+                for k in ("name", "ware_key"):
+                    if not str(it.get(k) or "").strip():
+                        empty(f"{ia}.{k}")
+                pay = it.get("payment")
+                if not isinstance(pay, dict) or pay.get("value") is None:
+                    empty(f"{ia}.payment.value")
+                elif not _is_num(pay["value"]) or pay["value"] < 0:
+                    bad(f"{ia}.payment.value", "roubles, not negative")
+                for k in ("cost", "weight", "amount"):
+                    if it.get(k) is None:
+                        empty(f"{ia}.{k}")
+                    elif not _is_num(it[k]) or it[k] < 0 or (k == "amount" and (not isinstance(it[k], int) or it[k] < 1)):
+                        bad(f"{ia}.{k}", "a non-negative number" if k != "amount" else "a positive integer")
+    out["weight"] = weight
+    return errors, out
+
+
+class CdekSim:
+    """CDEK's state: tokens, orders, webhooks."""
+
+    def __init__(self, config: SandboxConfig, bg: Background) -> None:
+        self.config = config
+        self.bg = bg
+        self.faults = Faults("cdek")
+        self.clients: dict[str, str] = dict(DEV_CLIENTS)
+        self.tokens: dict[str, float] = {}  # token → expires at (monotonic)
+        self.orders: dict[str, CdekOrder] = {}
+        self.webhooks: dict[str, dict[str, str]] = {}
+        self._numbers = itertools.count(1_100_000_001)
+        self._lock = asyncio.Lock()
+
+    # --- auth ---------------------------------------------------------------------------------
+    def issue_token(self, client_id: str, client_secret: str) -> dict[str, Any] | None:
+        if not client_id or self.clients.get(client_id) != client_secret:
+            return None
+        token = secrets.token_urlsafe(32)
+        self.tokens[token] = time.monotonic() + TOKEN_TTL_S
+        return {
+            "access_token": token,
+            "token_type": "bearer",
+            "expires_in": TOKEN_TTL_S,
+            "scope": "order:all payment:all",
+            "jti": str(uuidlib.uuid4()),
+        }
+
+    def unauthorized(self, request: Request) -> JSONResponse | None:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            why = "Full authentication is required to access this resource"
+        elif token.strip() not in self.tokens:
+            why = f"Invalid access token: {token[:8]}…"
+        elif self.tokens[token.strip()] <= time.monotonic():
+            why = "Access token expired"
+        else:
+            return None
+        return JSONResponse(
+            {"error": "invalid_token", "error_description": why},
+            status_code=401,
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+
+    # --- orders -------------------------------------------------------------------------------
+    def by_number(self, number: str) -> CdekOrder | None:
+        live = [o for o in self.orders.values() if o.number == number]
+        alive = [o for o in live if o.code != "REMOVED"]
+        pick = alive or live
+        return pick[-1] if pick else None
+
+    def by_cdek_number(self, cdek_number: str) -> CdekOrder | None:
+        return next((o for o in self.orders.values() if o.cdek_number == cdek_number), None)
+
+    async def create(self, body: dict[str, Any], resolved: dict[str, Any]) -> CdekOrder | None:
+        """A new order, or None when a live one with this number exists."""
+        async with self._lock:
+            number = str(body["number"]).strip()
+            existing = self.by_number(number)
+            if existing is not None and existing.code != "REMOVED":
+                return None
+            tariff = resolved["tariff_code"]
+            price, _lo, _hi = tariff_quote(tariff, resolved["src"], resolved["dst"], resolved["weight"])
+            order = CdekOrder(
+                uuid=str(uuidlib.uuid4()),
+                number=number,
+                cdek_number=str(next(self._numbers)),
+                type=body["type"],
+                tariff_code=tariff,
+                is_return=bool(body.get("is_return", False)),
+                src=resolved["src"],
+                dst=resolved["dst"],
+                body=body,
+                total_kopecks=price,
+                created=cdek_time(datetime.now(UTC)),
+            )
+            self.orders[order.uuid] = order
+            self._set_status(order, "ACCEPTED")
+            self._set_status(order, "CREATED")
+        log.info("cdek.order_created", uuid=order.uuid, number=order.number, cdek_number=order.cdek_number)
+        if self.config.auto:
+            self.bg.spawn(self._auto_walk(order.uuid))
+        return order
+
+    def _set_status(self, order: CdekOrder, code: str, city: str | None = None, reason: str | None = None) -> dict[str, Any]:
+        place = (order.src if code in SENDER_SIDE else order.dst) if city is None else (find_city(city) or None)
+        status = {
+            "code": code,
+            "name": STATUS_NAMES.get(code, code),
+            "date_time": cdek_time(datetime.now(UTC)),
+            "city": place.name_ru if place is not None else city,
+            "city_code": str(place.code) if place is not None else None,
+            "reason_code": reason,
+        }
+        order.statuses.append(status)
+        for hook in list(self.webhooks.values()):
+            if hook["type"] == "ORDER_STATUS":
+                self.bg.spawn(self._send_webhook(order, hook["url"], status))
+        return status
+
+    async def set_status(self, uuid: str, code: str, city: str | None = None, reason: str | None = None) -> CdekOrder:
+        async with self._lock:
+            order = self.orders.get(uuid)
+            if order is None:
+                raise HTTPException(404, f"no CDEK order {uuid}")
+            if order.code == "REMOVED":
+                raise HTTPException(409, f"order {uuid} is REMOVED")
+            self._set_status(order, code, city, reason)
+            return order
+
+    async def delete(self, order: CdekOrder) -> bool:
+        async with self._lock:
+            if order.code == "REMOVED":
+                return True
+            if order.code not in DELETABLE:
+                return False
+            self._set_status(order, "REMOVED")
+            return True
+
+    async def _send_webhook(self, order: CdekOrder, url: str, status: dict[str, Any]) -> None:
+        payload = {
+            "uuid": order.uuid,
+            "type": "ORDER_STATUS",
+            "date_time": cdek_time(datetime.now(UTC)),
+            "attributes": {
+                "is_return": order.is_return,
+                "cdek_number": order.cdek_number,
+                "number": order.number,
+                "code": status["code"],
+                "status_reason_code": status.get("reason_code"),
+                "status_date_time": status["date_time"],
+                "city_name": status["city"],
+                "city_code": status["city_code"],
+            },
+        }
+        record: dict[str, Any] = {"url": url, "code": status["code"], "http_status": None, "delivered": False}
+        order.webhook_deliveries.append(record)
+        resp = await deliver("POST", url, json=payload)
+        if resp is not None:
+            record.update(http_status=resp.status_code, delivered=resp.status_code < 300)
+        log.info("cdek.webhook", uuid=order.uuid, code=status["code"], url=url, http_status=record["http_status"])
+
+    async def _auto_walk(self, uuid: str) -> None:
+        order = self.orders[uuid]
+        to_door = TARIFFS[order.tariff_code][1] in TO_DOOR_MODES
+        walk = [
+            "CREATED",
+            "RECEIVED_AT_SHIPMENT_WAREHOUSE",
+            "TAKEN_BY_TRANSPORTER_FROM_SENDER_CITY",
+            "ACCEPTED_IN_RECIPIENT_CITY",
+            "TAKEN_BY_COURIER" if to_door else "ACCEPTED_AT_PICK_UP_POINT",
+            "DELIVERED",
+        ]
+        for prev, code in itertools.pairwise(walk):
+            await asyncio.sleep(self.config.auto_delay_s)
+            async with self._lock:
+                if order.code != prev:  # driven by hand, or removed: leave it alone
+                    return
+                self._set_status(order, code)
+
+    def view(self, order: CdekOrder) -> dict[str, Any]:
+        return {
+            "uuid": order.uuid,
+            "number": order.number,
+            "cdek_number": order.cdek_number,
+            "tariff_code": order.tariff_code,
+            "is_return": order.is_return,
+            "from_city": order.src.name,
+            "to_city": order.dst.name,
+            "status": order.code,
+            "statuses": [{k: v for k, v in s.items() if v is not None} for s in order.statuses],
+            "webhook_deliveries": list(order.webhook_deliveries),
+        }
+
+
+def router(sim: CdekSim) -> APIRouter:
+    r = APIRouter(tags=["cdek"])
+
+    # --- wire -------------------------------------------------------------------------------------
+    @r.post("/cdek/v2/oauth/token")
+    async def token(request: Request) -> JSONResponse:
+        await sim.faults.check("token")
+        params = dict(request.query_params)
+        if request.headers.get("content-type", "").startswith(("application/x-www-form-urlencoded", "multipart/")):
+            params.update({k: str(v) for k, v in (await request.form()).items()})
+        if params.get("grant_type") != "client_credentials":
+            return JSONResponse({"error": "unsupported_grant_type", "error_description": "grant_type must be client_credentials"}, 400)
+        issued = sim.issue_token(params.get("client_id", ""), params.get("client_secret", ""))
+        if issued is None:
+            return JSONResponse({"error": "invalid_client", "error_description": "Bad client credentials"}, 401)
+        return JSONResponse(issued)
+
+    @r.post("/cdek/v2/orders")
+    async def create_order(request: Request) -> JSONResponse:
+        await sim.faults.check("create_order")
+        if (denied := sim.unauthorized(request)) is not None:
+            return denied
+        try:
+            body = await request.json()
+        except ValueError:
+            return _invalid("CREATE", [_err("v2_bad_request", "The body is not JSON")])
+        errors, resolved = _validate_order(body)
+        if errors:
+            return _invalid("CREATE", errors)
+        order = await sim.create(body, resolved)
+        if order is None:
+            return _invalid(
+                "CREATE",
+                [_err(DUPLICATE_NUMBER, f"An order with number {str(body['number']).strip()!r} already exists")],
+            )
+        return JSONResponse({"entity": {"uuid": order.uuid}, "requests": [_request("CREATE", "ACCEPTED")]}, 202)
+
+    @r.get("/cdek/v2/orders/{uuid}")
+    async def get_order(uuid: str, request: Request) -> JSONResponse:
+        await sim.faults.check("get_order")
+        if (denied := sim.unauthorized(request)) is not None:
+            return denied
+        order = sim.orders.get(uuid)
+        if order is None:
+            return _invalid("GET", [_err("v2_entity_not_found", f"Order {uuid} not found")], 404)
+        return JSONResponse({"entity": order.entity(), "requests": [_request("CREATE", "SUCCESSFUL")]})
+
+    @r.get("/cdek/v2/orders")
+    async def find_order(request: Request, cdek_number: str | None = None, im_number: str | None = None) -> JSONResponse:
+        await sim.faults.check("find_order")
+        if (denied := sim.unauthorized(request)) is not None:
+            return denied
+        if cdek_number:
+            order = sim.by_cdek_number(cdek_number.strip())
+            missing = _err("v2_entity_not_found", f"Order with cdek_number {cdek_number} not found")
+        elif im_number:
+            order = sim.by_number(im_number.strip())
+            missing = _err("v2_entity_not_found_im_number", f"Order with im_number {im_number} not found")
+        else:
+            return _invalid("GET", [_err("v2_order_number_empty", "Give cdek_number or im_number")])
+        if order is None:
+            return _invalid("GET", [missing])
+        return JSONResponse({"entity": order.entity(), "requests": [_request("CREATE", "SUCCESSFUL")]})
+
+    @r.delete("/cdek/v2/orders/{uuid}")
+    async def delete_order(uuid: str, request: Request) -> JSONResponse:
+        await sim.faults.check("delete_order")
+        if (denied := sim.unauthorized(request)) is not None:
+            return denied
+        order = sim.orders.get(uuid)
+        if order is None:
+            return _invalid("DELETE", [_err("v2_entity_not_found", f"Order {uuid} not found")], 404)
+        if not await sim.delete(order):
+            return _invalid(
+                "DELETE",
+                [_err("v2_entity_invalid", f"Order can be deleted only before hand-over; its status is {order.code}")],
+            )
+        return JSONResponse({"entity": {"uuid": order.uuid}, "requests": [_request("DELETE", "ACCEPTED")]}, 202)
+
+    @r.post("/cdek/v2/webhooks")
+    async def add_webhook(request: Request) -> JSONResponse:
+        await sim.faults.check("webhook")
+        if (denied := sim.unauthorized(request)) is not None:
+            return denied
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return _invalid("CREATE", [_err("v2_bad_request", "The body must be a JSON object")])
+        errors = [_err("v2_field_is_empty", f"Field is empty: {k}") for k in ("type", "url") if not str(body.get(k) or "").strip()]
+        if not errors and body["type"] != "ORDER_STATUS":
+            errors.append(_err("v2_invalid_value_type", f"Invalid value of type: {body['type']!r} (sandbox: ORDER_STATUS)"))
+        if not errors and not str(body["url"]).startswith(("http://", "https://")):
+            errors.append(_err("v2_invalid_format", "Invalid value of url: must be http(s)"))
+        if errors:
+            return _invalid("CREATE", errors)
+        async with sim._lock:
+            hook = next((h for h in sim.webhooks.values() if h["type"] == body["type"] and h["url"] == body["url"]), None)
+            if hook is None:
+                hook = {"uuid": str(uuidlib.uuid4()), "type": body["type"], "url": body["url"]}
+                sim.webhooks[hook["uuid"]] = hook
+        return JSONResponse({"entity": {"uuid": hook["uuid"]}, "requests": [_request("CREATE", "SUCCESSFUL")]})
+
+    @r.get("/cdek/v2/webhooks")
+    async def list_webhooks(request: Request) -> JSONResponse:
+        await sim.faults.check("webhook")
+        if (denied := sim.unauthorized(request)) is not None:
+            return denied
+        return JSONResponse(list(sim.webhooks.values()))
+
+    @r.delete("/cdek/v2/webhooks/{uuid}")
+    async def delete_webhook(uuid: str, request: Request) -> JSONResponse:
+        await sim.faults.check("webhook")
+        if (denied := sim.unauthorized(request)) is not None:
+            return denied
+        if sim.webhooks.pop(uuid, None) is None:
+            return _invalid("DELETE", [_err("v2_entity_not_found", f"Webhook {uuid} not found")], 404)
+        return JSONResponse({"entity": {"uuid": uuid}, "requests": [_request("DELETE", "SUCCESSFUL")]})
+
+    @r.post("/cdek/v2/calculator/tarifflist")
+    async def tarifflist(request: Request) -> JSONResponse:
+        await sim.faults.check("tarifflist")
+        if (denied := sim.unauthorized(request)) is not None:
+            return denied
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return JSONResponse({"tariff_codes": [], "errors": [_err("v2_bad_request", "The body must be a JSON object")]}, 400)
+        errors: list[dict[str, str]] = []
+        cities: dict[str, City | None] = {}
+        for key, code in (("from_location", "v2_sender_location_not_recognized"), ("to_location", "v2_recipient_location_not_recognized")):
+            loc = body.get(key)
+            if not isinstance(loc, dict):
+                errors.append(_err("v2_field_is_empty", f"Field is empty: {key}"))
+                continue
+            cities[key] = find_city(loc.get("city"), code=loc.get("code"), postal_code=loc.get("postal_code"))
+            if cities[key] is None:
+                errors.append(_err(code, f"City not recognized: {key}"))
+        packages = body.get("packages")
+        weight = 0
+        if not isinstance(packages, list) or not packages:
+            errors.append(_err("v2_field_is_empty", "Field is empty: packages"))
+        else:
+            for i, p in enumerate(packages):
+                w = p.get("weight") if isinstance(p, dict) else None
+                if not isinstance(w, int) or isinstance(w, bool) or w <= 0:
+                    errors.append(_err("v2_invalid_value_type", f"Invalid value of packages[{i}].weight: grams, a positive integer"))
+                else:
+                    weight += w
+        if errors:
+            return JSONResponse({"tariff_codes": [], "errors": errors}, 400)
+        src, dst = cities["from_location"], cities["to_location"]
+        assert src is not None and dst is not None
+        codes = []
+        for tariff_code, (name, mode) in sorted(TARIFFS.items()):
+            price, lo, hi = tariff_quote(tariff_code, src, dst, weight)
+            codes.append(
+                {
+                    "tariff_code": tariff_code,
+                    "tariff_name": name,
+                    "tariff_description": name,
+                    "delivery_mode": mode,
+                    "delivery_sum": _roubles(price),
+                    "period_min": lo,
+                    "period_max": hi,
+                }
+            )
+        return JSONResponse({"tariff_codes": codes})
+
+    @r.get("/cdek/v2/deliverypoints")
+    async def deliverypoints(
+        request: Request, city: str | None = None, city_code: str | None = None, postal_code: str | None = None
+    ) -> JSONResponse:
+        await sim.faults.check("deliverypoints")
+        if (denied := sim.unauthorized(request)) is not None:
+            return denied
+        c = find_city(city, code=city_code, postal_code=postal_code)
+        return JSONResponse(pickup_points(c) if c is not None else [])
+
+    # --- drive ------------------------------------------------------------------------------------
+    @r.post("/sandbox/courier/orders/{uuid}/status", tags=["sandbox:courier"], summary="Act as CDEK: set an order's status")
+    async def drive_status(uuid: str, cmd: StatusDrive) -> dict[str, Any]:
+        code = cmd.code.strip().upper()
+        if code not in STATUS_NAMES:
+            raise HTTPException(422, f"unknown CDEK status {cmd.code!r}; known: {sorted(STATUS_NAMES)}")
+        if cmd.city is not None and find_city(cmd.city) is None:
+            raise HTTPException(422, f"unknown city {cmd.city!r}")
+        order = await sim.set_status(uuid, code, cmd.city, cmd.status_reason_code)
+        return sim.view(order)
+
+    @r.get("/sandbox/courier/orders", tags=["sandbox:courier"], summary="CDEK orders, statuses and webhook deliveries")
+    async def drive_list() -> dict[str, Any]:
+        return {"orders": [sim.view(o) for o in sim.orders.values()], "webhooks": list(sim.webhooks.values())}
+
+    @r.post("/sandbox/courier/tokens/expire", tags=["sandbox:courier"], summary="Expire every issued CDEK token")
+    async def drive_expire() -> dict[str, Any]:
+        n = len(sim.tokens)
+        sim.tokens = {t: 0.0 for t in sim.tokens}
+        return {"expired": n}
+
+    return r
