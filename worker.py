@@ -54,7 +54,6 @@ class Wiring:
     engine: AsyncEngine
     activities: list[Callable[..., Any]]
     local_activities: list[Callable[..., Any]]
-    http: list[httpx.AsyncClient]
 
 
 @asynccontextmanager
@@ -86,14 +85,14 @@ async def wiring(settings: Settings, engine: AsyncEngine | None = None) -> Async
         notify = NotifyActivities(NotificationClient(http(settings.notify_url), token=settings.notify_token))
         pos = PosActivities(PosClient(http(settings.pos_url), token=settings.pos_token),
                             callback_url=f"{public}/callbacks/pos")
-        couriers = CourierActivities(CourierRegistry({
-            "cdek": CdekClient(http(settings.cdek_url), client_id=settings.cdek_client_id,
-                               client_secret=settings.cdek_client_secret),
-            "post": RussianPostClient(http(settings.post_url), token=settings.post_token,
-                                      login=settings.post_login, password=settings.post_password),
-        }))
+        couriers = CourierActivities(CourierRegistry([
+            CdekClient(http(settings.cdek_url), client_id=settings.cdek_client_id,
+                       client_secret=settings.cdek_client_secret),
+            RussianPostClient(http(settings.post_url), token=settings.post_token,
+                              login=settings.post_login, password=settings.post_password),
+        ]))
         erp = ErpActivities(ErpClient(http(settings.erp_url), user=settings.erp_user, password=settings.erp_password),
-                            catalog, ledger, engine)
+                            catalog, ledger, engine, currency=settings.currency)
         local_acts = [stock.load_stock_view, stock.reserve_stock, stock.release_stock, stock.consume_stock,
                       projection.save_order]
         acts = [
@@ -107,7 +106,7 @@ async def wiring(settings: Settings, engine: AsyncEngine | None = None) -> Async
             erp.export_order, erp.post_sale, erp.post_return, erp.import_locations, erp.import_products,
             erp.import_prices, erp.import_stock_full, erp.import_stock_delta,
         ]
-        yield Wiring(engine=engine, activities=acts, local_activities=local_acts, http=[])
+        yield Wiring(engine=engine, activities=acts, local_activities=local_acts)
 
 
 def build_worker(client: Client, settings: Settings, wired: Wiring, *, task_queue: str | None = None) -> Worker:

@@ -25,12 +25,13 @@ class ErpActivities:
     catalog: CatalogRepo
     ledger: Ledger
     engine: AsyncEngine
+    currency: str = "RUB"  # the price list this Orkestr sells in (the ERP keeps one per currency)
 
     @activity.defn
     async def export_order(self, req: ErpOrderExport) -> None:
         doc = ErpOrderDoc(
             number=req.number, date=req.created_at, currency=req.currency, amount=req.amount,
-            customer=req.customer_name, phone=req.customer_phone, channel=req.channel,
+            customer_name=req.customer_name, customer_phone=req.customer_phone, channel=req.channel,
             items=tuple(ErpOrderItem(sku=l.sku, quantity=l.qty, price=l.unit_price, amount=l.amount) for l in req.lines),
         )
         with refusals_as(ErrorType.ERP_REFUSED):
@@ -84,7 +85,8 @@ class ErpActivities:
         rows = 0
         while True:
             page = await self.erp.prices_page(skip=skip, top=PAGE * 5)
-            await self.catalog.set_prices([(p.sku, p.price_type, p.amount, p.currency) for p in page.items])
+            await self.catalog.set_prices([(p.sku, p.price_type.lower(), p.amount, p.currency)
+                                           for p in page.items if p.currency == self.currency])
             rows += len(page.items)
             skip += len(page.items)
             activity.heartbeat(skip)

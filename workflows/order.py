@@ -77,6 +77,8 @@ with workflow.unsafe.imports_passed_through():
 from workflows.common import call, local
 
 Undo = Callable[[], Awaitable[None]]
+#: how a failed step reaches the workflow: activities wrap the failure, local activities may not
+STEP_FAILED = (ActivityError, ApplicationError)
 
 
 class PlacementRefused(Exception):
@@ -124,6 +126,7 @@ class OrderWorkflow:
             self._status = OrderStatus.rejected
             self._placement = Placement(order_id=inp.order_id, status=self._status,
                                         error_code=refusal.code, error_message=refusal.message)
+            await workflow.wait_condition(workflow.all_handlers_finished)
             return self._status
         self._placement = Placement(order_id=inp.order_id, status=self._status, totals=self._totals,
                                     payment_url=self._payment_url)
@@ -131,11 +134,8 @@ class OrderWorkflow:
         await self._notify("accepted", total=format_money(self._totals.total, inp.currency),
                            payment_url=self._payment_url)
 
-        if not await self._await_payment():
-            return self._status
-
-        await self._export_to_erp()
-        if not await self._fulfil():
+        if not await self._await_payment() or not await self._fulfil():
+            await workflow.wait_condition(workflow.all_handlers_finished)
             return self._status
         await self._settle()
         await self._keep_bonus_until_return_window_closes()
@@ -156,7 +156,7 @@ class OrderWorkflow:
                 purchase_id=inp.order_id, transaction_id=self._loyalty_tx, phone=inp.customer.phone,
                 lines=inp.lines, bonus_to_spend=inp.bonus_to_spend, expected_total=expected_total,
                 promo_code=inp.promo_code), result_type=Priced)
-        except ActivityError as err:
+        except STEP_FAILED as err:
             raise PlacementRefused("LoyaltyRefused", _message(err)) from err
         self._do("roll back loyalty", lambda: call("rollback_loyalty", LoyaltyRef(inp.order_id, self._loyalty_tx)))
         self._lines = priced.lines
@@ -173,7 +173,7 @@ class OrderWorkflow:
                 description=f"Заказ {inp.order_id}", lines=self._lines, delivery_amount=delivery,
                 phone=inp.customer.phone, email=inp.customer.email,
                 session_timeout_secs=inp.payment_window_minutes * 60), result_type=PaymentRegistered)
-        except ActivityError as err:
+        except STEP_FAILED as err:
             raise PlacementRefused("PaymentRefused", _message(err)) from err
         self._payment = PaymentView(state=PaymentState.registered, md_order=reg.md_order)
         self._payment_url = reg.form_url
@@ -193,7 +193,7 @@ class OrderWorkflow:
             allocations = self._allocations(plan, attempt)
             try:
                 await local("reserve_stock", ReserveRequest(owner=self._owner, allocations=allocations))
-            except ActivityError as err:
+            except STEP_FAILED as err:
                 if attempt == 1 and _failure_type(err) == ErrorType.OUT_OF_STOCK:
                     self._event("resourcing", f"Остаток изменился ({_message(err)}), подбираем склад заново")
                     continue
@@ -298,6 +298,7 @@ class OrderWorkflow:
 
     async def _fulfil(self) -> bool:
         inp = self._require_input()
+        await self._export_to_erp()
         if self._cancel is not None:
             await self._cancel_order(f"Заказ отменён: {self._cancel.reason}", "cancelled")
             return False
@@ -524,6 +525,8 @@ def _failure_type(err: BaseException) -> str | None:
 
 
 def _message(err: BaseException) -> str:
+    if isinstance(err, ApplicationError):
+        return err.message
     cause = getattr(err, "cause", None)
     return str(cause.message if isinstance(cause, ApplicationError) else (cause or err))
 
