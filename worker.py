@@ -119,6 +119,51 @@ def build_worker(client: Client, settings: Settings, wired: Wiring, *, task_queu
     )
 
 
+async def bootstrap(client: Client, settings: Settings, *, schedules: bool = True, initial_sync: bool = True) -> None:
+    """Start-up chores, all idempotent: the courier webhook, the ERP sync schedules, a first import."""
+    from datetime import timedelta
+
+    from temporalio.client import (
+        Schedule,
+        ScheduleActionStartWorkflow,
+        ScheduleAlreadyRunningError,
+        ScheduleIntervalSpec,
+        ScheduleOverlapPolicy,
+        SchedulePolicy,
+        ScheduleSpec,
+    )
+    from temporalio.common import WorkflowIDConflictPolicy
+
+    from workflows.erp_sync import SyncInput
+
+    async with httpx.AsyncClient(base_url=settings.cdek_url, timeout=settings.http_timeout_s) as http:
+        cdek = CdekClient(http, client_id=settings.cdek_client_id, client_secret=settings.cdek_client_secret)
+        await cdek.register_webhook(f"{settings.public_url.rstrip('/')}/callbacks/couriers/cdek/"
+                                    f"{settings.courier_webhook_secret}")
+    if schedules:
+        for mode, every in (("full", timedelta(minutes=settings.erp_sync_full_every_minutes)),
+                            ("delta", timedelta(seconds=settings.erp_sync_delta_every_seconds))):
+            try:
+                await client.create_schedule(
+                    f"erp-sync-{mode}",
+                    Schedule(
+                        action=ScheduleActionStartWorkflow(ErpStockSyncWorkflow.run, SyncInput(mode=mode),
+                                                           id=f"erp-sync-{mode}", task_queue=settings.task_queue),
+                        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
+                        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+                    ),
+                )
+            except ScheduleAlreadyRunningError:
+                pass
+    if initial_sync:
+        handle = await client.start_workflow(
+            ErpStockSyncWorkflow.run, SyncInput(mode="full"), id="erp-sync-initial", task_queue=settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        result = await handle.result()
+        log.info("erp.initial_sync", **result.__dict__)
+
+
 async def connect(settings: Settings) -> Client:
     return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
                                 data_converter=pydantic_data_converter)
@@ -135,6 +180,7 @@ async def run_worker(settings: Settings | None = None) -> None:
             loop.add_signal_handler(sig, stop.set)
         log.info("worker.started", task_queue=settings.task_queue, temporal=settings.temporal_address)
         async with worker:
+            await bootstrap(client, settings)
             await stop.wait()
         log.info("worker.stopped")
 

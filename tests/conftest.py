@@ -157,3 +157,102 @@ async def ts_env() -> Any:
     )
     yield env
     await env.shutdown()
+
+
+# --------------------------------------------------------------------------------------------
+# The whole stack over real HTTP: sandbox + worker + API on loopback, dev server, PostgreSQL
+# --------------------------------------------------------------------------------------------
+import uuid
+from dataclasses import dataclass
+
+
+@dataclass
+class Stack:
+    settings: Any
+    api_url: str
+    sandbox_url: str
+    temporal: Any
+    engine: Any
+    api: Any  # httpx.AsyncClient on the API
+    sandbox: Any  # httpx.AsyncClient on the sandbox
+    sandbox_app: Any
+
+    async def set_stock(self, sku: str, location_id: str, quantity: int) -> None:
+        """Change stock the way it changes in life: in the ERP, then a delta sync brings it in."""
+        r = await self.sandbox.post("/sandbox/erp/stock", json={"items": [
+            {"sku": sku, "location_id": location_id, "quantity": quantity}]})
+        r.raise_for_status()
+        await self.sync("delta")
+
+    async def sync(self, mode: str = "delta") -> Any:
+        from workflows.erp_sync import ErpStockSyncWorkflow, SyncInput
+
+        return await self.temporal.execute_workflow(
+            ErpStockSyncWorkflow.run, SyncInput(mode=mode), id=f"erp-sync-test-{uuid.uuid4()}",
+            task_queue=self.settings.task_queue)
+
+    async def wait_order(self, order_id: str, status: str, *, timeout_s: float = 30) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        for _ in range(int(timeout_s / 0.1)):
+            r = await self.api.get(f"/v1/orders/{order_id}")
+            if r.status_code == 200:
+                body = r.json()
+                if body["status"] == status:
+                    return body
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"order {order_id} did not reach {status}: {body.get('status')} "
+                             f"{[e['message'] for e in body.get('timeline', [])]}")
+
+    async def pos_tasks(self, location_id: str) -> list[dict[str, Any]]:
+        r = await self.sandbox.get(f"/sandbox/pos/{location_id}/tasks")
+        r.raise_for_status()
+        data = r.json()
+        return data["tasks"] if isinstance(data, dict) else data
+
+
+def stack_settings(**overrides: Any) -> Any:
+    from settings import Settings
+
+    return Settings(**overrides)
+
+
+@asynccontextmanager
+async def running_stack(dev_env: Any, engine: Any, pg_url: str, **overrides: Any) -> AsyncIterator[Stack]:
+    import httpx
+
+    from api.app import create_app as create_api
+    from sandbox.app import create_app as create_sandbox
+    from sandbox.common import SandboxConfig
+    from worker import bootstrap, build_worker, wiring
+
+    api_port, sb_port = free_port(), free_port()
+    api_url, sb_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{sb_port}"
+    settings = stack_settings(
+        database_url=pg_url, temporal_address=dev_env.client.service_client.config.target_host,
+        task_queue=f"e2e-{uuid.uuid4().hex[:8]}", public_url=api_url, sandbox_port=sb_port, sandbox_auto=False,
+        erp_url=f"{sb_url}/erp", acquiring_url=f"{sb_url}/acquiring", loyalty_url=f"{sb_url}/loyalty",
+        cdek_url=f"{sb_url}/cdek", post_url=f"{sb_url}/post", pos_url=f"{sb_url}/pos",
+        notify_url=f"{sb_url}/notify", log_format="console", **overrides,
+    )
+    sb_app = create_sandbox(SandboxConfig(
+        auto=settings.sandbox_auto, auto_delay_s=settings.sandbox_auto_delay_s, orkestr_url=api_url,
+        public_url=sb_url, acquiring_callback_secret=settings.acquiring_callback_secret,
+        pos_callback_token=settings.pos_callback_token, courier_webhook_secret=settings.courier_webhook_secret,
+        small_catalog=True))
+    async with ServedApp(sb_app, port=sb_port), wiring(settings, engine) as wired:
+        worker = build_worker(dev_env.client, settings, wired)
+        async with worker:
+            await bootstrap(dev_env.client, settings, schedules=False, initial_sync=True)
+            api_app = create_api(settings, temporal=dev_env.client, engine=engine)
+            async with ServedApp(api_app, port=api_port), \
+                    httpx.AsyncClient(base_url=api_url, timeout=30) as api, \
+                    httpx.AsyncClient(base_url=sb_url, timeout=30) as sb:
+                yield Stack(settings=settings, api_url=api_url, sandbox_url=sb_url, temporal=dev_env.client,
+                            engine=engine, api=api, sandbox=sb, sandbox_app=sb_app)
+
+
+@pytest.fixture(scope="session")
+async def stack(dev_env: Any, engine: Any, pg_url: str) -> AsyncIterator[Stack]:
+    """One stack for the session (sandbox in manual mode): tests use their own phones and SKUs."""
+    async with running_stack(dev_env, engine, pg_url) as s:
+        yield s
