@@ -422,7 +422,8 @@ def render_story(console, story) -> None:  # type: ignore[no-untyped-def]
         if s.kind == "signal" and s.source:
             label = f"{s.name} ← {s.source}"
         steps.add_row(_when(s.started_at), s.workflow_id.split("-", 1)[0], label,
-                      _dur(s.duration_s) if s.kind != "signal" else "", str(s.attempts) if s.attempts > 1 else "",
+                      _dur(s.duration_s) if s.kind != "signal" and (s.duration_s is not None or s.outcome == "running")
+                      else "", str(s.attempts) if s.attempts > 1 else "",
                       outcome, answer)
     console.print(steps)
     if story.decisions:

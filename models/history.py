@@ -226,8 +226,11 @@ def read_history(workflow_id: str, history: dict[str, Any]) -> tuple[WorkflowRun
             started = parse_time(data.get("original_schedule_time")) or at
             result = decode_payloads(details.get("result"))
             message, etype = failure_text(a.get("failure"))
+            finished = parse_time(data.get("complete_time")) or at
+            if started and finished and finished < started:  # clocks of the worker and the schedule differ
+                started, finished = at, None
             steps[eid] = Step(workflow_id=workflow_id, kind="local_activity", name=name, started_at=started,
-                              finished_at=parse_time(data.get("complete_time")) or at,
+                              finished_at=finished,
                               outcome="failed" if message else "ok", attempts=int(data.get("attempt", 1)),
                               answer={} if name in QUIET_RESULTS or message else summarize(result[0] if result else None),
                               error=message, error_type=etype, event_id=eid)
@@ -245,7 +248,7 @@ def read_history(workflow_id: str, history: dict[str, Any]) -> tuple[WorkflowRun
                     steps[sid], finished_at=at, outcome="ok" if status == "Completed" else status.lower(),
                     answer=summarize(result[0] if result else None), error=message, error_type=etype)
         elif kind == "TimerStarted":
-            steps[eid] = Step(workflow_id=workflow_id, kind="timer", name=f"wait {a.get('startToFireTimeout', '?')}",
+            steps[eid] = Step(workflow_id=workflow_id, kind="timer", name=f"wait {_human(a.get('startToFireTimeout'))}",
                               started_at=at, event_id=eid)
             steps[eid] = dataclasses.replace(steps[eid], answer={"timer_id": a.get("timerId")})
         elif kind in ("TimerFired", "TimerCanceled"):
@@ -253,7 +256,7 @@ def read_history(workflow_id: str, history: dict[str, Any]) -> tuple[WorkflowRun
             for sid, s in steps.items():
                 if s.kind == "timer" and s.answer.get("timer_id") == timer_id and s.outcome == "running":
                     steps[sid] = dataclasses.replace(s, finished_at=at, outcome="fired" if kind == "TimerFired"
-                                                     else "cancelled", answer={})
+                                                     else "ended early", answer={})
                     break
         elif kind == "WorkflowExecutionSignaled":
             name = a.get("signalName", "?")
@@ -281,6 +284,18 @@ def read_history(workflow_id: str, history: dict[str, Any]) -> tuple[WorkflowRun
                     value = (decode_payloads(outcome.get("success")) or [None])[0]
                     decisions[uid] = dataclasses.replace(decisions[uid], answer=_short(value))
     return run, list(steps.values()), list(decisions.values())
+
+
+def _human(duration: Any) -> str:
+    """``"300s"`` -> ``"5 min"``."""
+    try:
+        seconds = float(str(duration).rstrip("s"))
+    except ValueError:
+        return str(duration)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)} {unit}"
+    return f"{seconds:g} s"
 
 
 def _signal_detail(args: list[Any]) -> dict[str, Any]:
