@@ -47,6 +47,25 @@ def serve() -> Callable[..., ServedApp]:
     return ServedApp
 
 
+@pytest.fixture
+async def drive(sb: Any) -> AsyncIterator[Any]:
+    """An HTTP client on the sandbox of the module's ``sb`` fixture (drive endpoints, raw wire calls)."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=sb.url, timeout=10) as http:
+        yield http
+
+
+async def wait_for(check: Callable[[], Any], *, timeout_s: float = 5.0, step_s: float = 0.02) -> Any:
+    """Poll the coroutine function ``check`` until it returns something truthy (bounded in time and count)."""
+    for _ in range(int(timeout_s / step_s) + 1):
+        value = await check()
+        if value:
+            return value
+        await asyncio.sleep(step_s)
+    raise AssertionError(f"condition not met within {timeout_s}s")
+
+
 @asynccontextmanager
 async def sandbox_server(**config: Any) -> AsyncIterator[ServedApp]:
     from sandbox.app import create_app
