@@ -273,7 +273,8 @@ class OrderWorkflow:
         if md_order is None or self._payment_event is not None:
             return
         try:
-            st = await call("payment_status", md_order, result_type=PaymentStatusResult)
+            st = await call("payment_status", md_order, result_type=PaymentStatusResult,
+                            schedule_to_close=timedelta(minutes=1))
         except STEP_FAILED as err:  # the bank does not know the order (yet): wait for the callback
             self._event("payment_poll_failed", f"Банк не ответил на запрос статуса: {_message(err)}")
             return
