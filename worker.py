@@ -187,7 +187,7 @@ async def run_worker(settings: Settings | None = None) -> None:
         log.info("worker.started", task_queue=settings.task_queue, temporal=settings.temporal_address,
                  metrics=f"http://{settings.api_host}:{settings.metrics_port}/metrics")
         async with worker:
-            await bootstrap(client, settings)
+            await bootstrap(client, settings, schedules=settings.erp_sync_schedules)
             await stop.wait()
         await metrics
         log.info("worker.stopped")
