@@ -94,7 +94,12 @@ async def test_order_status_changes_and_refusals_are_counted(stack: Any) -> None
 
 def test_tracing_is_off_by_default_and_on_when_asked() -> None:
     assert tracing_interceptors(False) == []
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
     from temporalio.contrib.opentelemetry import TracingInterceptor
+
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        trace.set_tracer_provider(TracerProvider())  # no exporter: keep the test session's output clean
 
     assert [type(i) for i in tracing_interceptors(True)] == [TracingInterceptor]
 
