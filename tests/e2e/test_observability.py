@@ -94,6 +94,7 @@ async def test_order_status_changes_and_refusals_are_counted(stack: Any) -> None
 
 def test_tracing_is_off_by_default_and_on_when_asked() -> None:
     assert tracing_interceptors(False) == []
+    pytest.importorskip("opentelemetry.sdk", reason="the otel extra is not installed: pip install -e '.[otel]'")
     from opentelemetry import trace
     from opentelemetry.sdk.trace import TracerProvider
     from temporalio.contrib.opentelemetry import TracingInterceptor
