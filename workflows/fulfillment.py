@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         StoreMessage,
         TrackingResult,
     )
+    from models.delivery import shipment_late
     from models.stock import LocationInfo
 
 from workflows.common import call, local
@@ -202,10 +203,13 @@ class FulfillmentWorkflow:
             if state != ShipmentState.handed_over:
                 await self._report(ShipmentState.handed_over, f"Курьер забрал отгрузку {inp.n}")
         self._state = state
+        promise: dict[str, object] = {}
         if state == ShipmentState.delivered:
             self._delivered_at = event.at or workflow.now()
+            promise = _promise_kept(inp.delivery, self._delivered_at)
         where = f" ({event.city})" if event.city else ""
-        await self._report(state, f"Перевозчик {inp.carrier}: {event.code or event.status}{where}")
+        late = f", с опозданием: обещали до {inp.delivery.promised_to}" if promise.get("late") else ""
+        await self._report(state, f"Перевозчик {inp.carrier}: {event.code or event.status}{where}{late}", **promise)
 
     # ------------------------------------------------------------------ signals
     @workflow.signal
@@ -245,3 +249,10 @@ class FulfillmentWorkflow:
             ShipmentUpdate(shipment_id=self._inp.shipment_id, status=state, message=message,
                            carrier=b.carrier if b else None, tracking_number=b.tracking_number if b else None,
                            external_id=b.external_id if b else None, at=workflow.now(), data=dict(data)))
+
+
+def _promise_kept(delivery: Delivery, delivered_at: datetime) -> dict[str, object]:
+    """``{"late": bool, "promised_to": ...}`` for the order's timeline, or ``{}`` when nothing was promised."""
+    region = delivery.address.region if delivery.address else None
+    late = shipment_late(delivery.promised_to, delivered_at, region)
+    return {} if late is None else {"late": late, "promised_to": delivery.promised_to}
