@@ -209,7 +209,8 @@ class FulfillmentWorkflow:
             promise = _promise_kept(inp.delivery, self._delivered_at)
         where = f" ({event.city})" if event.city else ""
         late = f", с опозданием: обещали до {inp.delivery.promised_to}" if promise.get("late") else ""
-        await self._report(state, f"Перевозчик {inp.carrier}: {event.code or event.status}{where}{late}", **promise)
+        await self._report(state, f"Перевозчик {inp.carrier}: {event.code or event.status}{where}{late}",
+                           at=self._delivered_at if state == ShipmentState.delivered else None, **promise)
 
     # ------------------------------------------------------------------ signals
     @workflow.signal
@@ -242,13 +243,13 @@ class FulfillmentWorkflow:
         return FulfillmentResult(shipment_id=self._inp.shipment_id, delivered=False, cancelled=True,
                                  booking=self._booking)
 
-    async def _report(self, state: ShipmentState, message: str, **data: object) -> None:
+    async def _report(self, state: ShipmentState, message: str, at: datetime | None = None, **data: object) -> None:
         b = self._booking
         await workflow.get_external_workflow_handle(self._inp.parent_id).signal(
             "shipment_update",
             ShipmentUpdate(shipment_id=self._inp.shipment_id, status=state, message=message,
                            carrier=b.carrier if b else None, tracking_number=b.tracking_number if b else None,
-                           external_id=b.external_id if b else None, at=workflow.now(), data=dict(data)))
+                           external_id=b.external_id if b else None, at=at or workflow.now(), data=dict(data)))
 
 
 def _promise_kept(delivery: Delivery, delivered_at: datetime) -> dict[str, object]:

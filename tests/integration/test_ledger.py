@@ -170,3 +170,11 @@ async def test_seeded_carrier_rules_cover_the_demo_regions(engine: Any) -> None:
     moscow = await repo.rules("ru-mow")  # case-insensitive
     assert any(r.from_location_ids == frozenset({"WH-ONLINE"}) for r in moscow)
     assert all(r.region == "RU-MOW" and r.price > 0 and r.days_min <= r.days_max for r in moscow)
+
+
+async def test_an_import_batch_with_the_same_pair_twice_keeps_the_last(engine: Any) -> None:
+    """A delta page lists every movement: one pair may move twice in it (oldest first)."""
+    ledger, sku, loc = await make_world(engine, {("A", "L1"): 5})
+    applied = await ledger.set_on_hand([StockLevel(sku["A"], loc["L1"], 4), StockLevel(sku["A"], loc["L1"], 2)])
+    assert applied == 1
+    assert await row(engine, sku["A"], loc["L1"]) == (2, 0)
