@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Column, DateTime, Index, String, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
 
 
@@ -126,4 +126,26 @@ class SyncState(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=64)
     version: int = 0
+    updated_at: datetime = _ts(server_default=text("now()"))
+
+
+class CarrierRuleRow(SQLModel, table=True):
+    """One per-region delivery rule (couriers.md, "Per-region rules"): which carrier serves a
+    destination region, how (courier | pickup_point | post), for what price and in how many days,
+    with the latest hand-over time at the sending location; optionally only from some locations.
+    Read as ``models.promise.CarrierRule`` by ``adapters.delivery.DeliveryRepo``."""
+
+    __tablename__ = "carrier_rule"
+
+    id: int | None = Field(default=None, primary_key=True)
+    region: str = Field(index=True, max_length=16)  # destination, ISO 3166-2
+    carrier: str = Field(max_length=16)  # cdek | post
+    method: str = Field(max_length=16)  # courier | pickup_point | post
+    price: int  # kopecks
+    currency: str = Field(default="RUB", max_length=3)
+    days_min: int
+    days_max: int
+    cutoff: str = Field(max_length=5)  # "HH:MM" local time of the sending location
+    from_location_ids: list[str] | None = Field(default=None, sa_column=Column(ARRAY(String(32)), nullable=True))
+    active: bool = True
     updated_at: datetime = _ts(server_default=text("now()"))

@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         StoreMessage,
         TrackingResult,
     )
+    from models.delivery import shipment_late
     from models.stock import LocationInfo
     from models.recovery import ParkedStep, RetryRequest
 
@@ -210,10 +211,14 @@ class FulfillmentWorkflow:
             if state != ShipmentState.handed_over:
                 await self._report(ShipmentState.handed_over, f"Курьер забрал отгрузку {inp.n}")
         self._state = state
+        promise: dict[str, object] = {}
         if state == ShipmentState.delivered:
             self._delivered_at = event.at or workflow.now()
+            promise = _promise_kept(inp.delivery, self._delivered_at)
         where = f" ({event.city})" if event.city else ""
-        await self._report(state, f"Перевозчик {inp.carrier}: {event.code or event.status}{where}")
+        late = f", с опозданием: обещали до {inp.delivery.promised_to}" if promise.get("late") else ""
+        await self._report(state, f"Перевозчик {inp.carrier}: {event.code or event.status}{where}{late}",
+                           at=self._delivered_at if state == ShipmentState.delivered else None, **promise)
 
     # ------------------------------------------------------------------ signals
     @workflow.signal
@@ -258,11 +263,18 @@ class FulfillmentWorkflow:
         return FulfillmentResult(shipment_id=self._inp.shipment_id, delivered=False, cancelled=True,
                                  booking=self._booking)
 
-    async def _report(self, state: ShipmentState, message: str, **data: object) -> None:
+    async def _report(self, state: ShipmentState, message: str, at: datetime | None = None, **data: object) -> None:
         search.upsert(state.value)
         b = self._booking
         await workflow.get_external_workflow_handle(self._inp.parent_id).signal(
             "shipment_update",
             ShipmentUpdate(shipment_id=self._inp.shipment_id, status=state, message=message,
                            carrier=b.carrier if b else None, tracking_number=b.tracking_number if b else None,
-                           external_id=b.external_id if b else None, at=workflow.now(), data=dict(data)))
+                           external_id=b.external_id if b else None, at=at or workflow.now(), data=dict(data)))
+
+
+def _promise_kept(delivery: Delivery, delivered_at: datetime) -> dict[str, object]:
+    """``{"late": bool, "promised_to": ...}`` for the order's timeline, or ``{}`` when nothing was promised."""
+    region = delivery.address.region if delivery.address else None
+    late = shipment_late(delivery.promised_to, delivered_at, region)
+    return {} if late is None else {"late": late, "promised_to": delivery.promised_to}

@@ -225,6 +225,7 @@ class OrderWorkflow:
                 lines=[LineRequest(sku=l.sku, qty=l.qty) for l in shipment.lines],
                 reason=shipment.reason, transfer_to=getattr(shipment, "transfer_to", None),
                 carrier=_carrier_for(inp.delivery.method, inp.delivery.carrier),
+                promised_from=inp.delivery.promised_from, promised_to=inp.delivery.promised_to,
             )
             self._event("sourced", f"Отгрузка {n} со склада {shipment.location_id}: {shipment.reason}",
                         shipment_id=sid, location_id=shipment.location_id)

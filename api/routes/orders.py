@@ -18,10 +18,12 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.catalog import CatalogRepo
+from adapters.delivery import DeliveryRepo
 from adapters.ledger import Ledger
 from adapters.orders_repo import phone_hash, snapshot_to_json
 from api.deps import CatalogDep, IdempotencyDep, LedgerDep, OrdersDep, SettingsDep, TemporalDep
 from api.errors import ApiError
+from api.routes.delivery import priced_delivery
 from api.schemas import CancelIn, OrderCreated, OrderIn, Page, TotalsOut
 from models.order import (
     Address,
@@ -98,16 +100,21 @@ async def _place(body: OrderIn, temporal: Any, catalog: CatalogRepo, ledger: Led
     lines = await _catalog_lines(body, catalog)
     await _check_pickup_store(body, ledger)
     order_id = new_order_id(idempotency_key)
+    placed_at = datetime.now(timezone.utc)
+    delivery = await priced_delivery(  # the chosen option's price and promise, from the carrier rules
+        Delivery(method=body.delivery.method,
+                 address=Address(**body.delivery.address.model_dump()) if body.delivery.address else None,
+                 store_id=body.delivery.store_id, carrier=body.delivery.carrier),
+        [(l.pos_id, l.sku, l.qty) for l in lines], ledger=ledger, repo=DeliveryRepo(ledger.engine), now=placed_at,
+        assembly_minutes=settings.assembly_sla_ship_minutes)
     inp = OrderInput(
         order_id=order_id, channel=body.channel,
         customer=Customer(phone=_normal_phone(body.customer.phone), name=body.customer.name, email=body.customer.email),
         lines=lines,
-        delivery=Delivery(method=body.delivery.method,
-                          address=Address(**body.delivery.address.model_dump()) if body.delivery.address else None,
-                          store_id=body.delivery.store_id, carrier=body.delivery.carrier),
+        delivery=delivery,
         payment_method=body.payment.method, bonus_to_spend=body.bonus_to_spend, promo_code=body.promo_code,
         currency=settings.currency,
-        placed_at=datetime.now(timezone.utc),
+        placed_at=placed_at,
         payment_window_minutes=settings.payment_window_minutes, payment_poll_minutes=settings.payment_poll_minutes,
         assembly_sla_minutes=(settings.assembly_sla_pickup_minutes if body.delivery.method == DeliveryMethod.pickup
                               else settings.assembly_sla_ship_minutes),
