@@ -93,6 +93,8 @@ class AssemblyEscalation:
 
     def _start_escalation(self) -> None:
         lad = self._ladder
+        if "_assembly_started_at" not in self.__dict__:
+            self._store_events[:0] = list(getattr(self._inp, "carried_events", []))
         self.__dict__.setdefault("_assembly_started_at", workflow.now())
         lad.level, lad.next_at = 0, workflow.now() + self._sla()
 
@@ -233,7 +235,7 @@ class AssemblyEscalation:
                                                 text=f"Заказ {inp.order_id}: {rev.note}"))
         await self._report(ShipmentState.assembling, f"Состав отгрузки {inp.n} изменён: {rev.note}")  # type: ignore[attr-defined]
         await self._continue(dataclasses.replace(inp, lines=rev.lines, reservation_keys=rev.reservation_keys,
-                                                 revision=rev.n))
+                                                 revision=rev.n), carry=True)
 
     # ------------------------------------------------------------------ moving the shipment
     async def _resource(self, reason: str, *, quiet: bool = False) -> bool:
@@ -274,9 +276,15 @@ class AssemblyEscalation:
             assembly_sla_minutes=target.assembly_sla_minutes or inp.assembly_sla_minutes))
         return True  # not reached
 
-    async def _continue(self, new_input: Any) -> None:
+    async def _continue(self, new_input: Any, *, carry: bool = False) -> None:
+        """Carry on as a new run; ``carry``: an "assembled" the store pressed after its shortage
+        report (same task, same store) still counts in the new run."""
         await self._ladder.board.close_all("the shipment changed")
         await workflow.wait_condition(workflow.all_handlers_finished)
+        if carry:  # no await from here on: nothing can arrive unseen
+            shortages = [i for i, e in enumerate(self._store_events) if e.event == "shortage"]
+            after = self._store_events[shortages[-1] + 1:] if shortages else []
+            new_input = dataclasses.replace(new_input, carried_events=[e for e in after if e.event == "assembled"])
         workflow.continue_as_new(new_input)
 
     # ------------------------------------------------------------------ tasks

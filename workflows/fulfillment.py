@@ -84,6 +84,8 @@ class FulfillmentInput:
     attempt: int = 1  # the location attempt (the POS task id carries it from the 2nd on)
     tried: list[str] = field(default_factory=list)  # locations the shipment moved away from
     revision: int = 0
+    #: store events of the previous run still to act on (an "assembled" pressed while the order decided)
+    carried_events: list[StoreEvent] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,12 @@ class Run:
         for status in ("handed_over", "delivered"):
             await self.child.signal(FulfillmentWorkflow.courier_event, CourierEvent(status=status))
         await self.until(lambda: self.world.loyalty == "committed", "the loyalty commit")
-        return await self.handle.query(OrderWorkflow.status)
+        for _ in range(100):
+            status = await self.handle.query(OrderWorkflow.status)
+            if status == OrderStatus.completed:
+                break
+            await asyncio.sleep(0.03)
+        return status
 
     async def timeline(self) -> list[str]:
         snap = await self.handle.query(OrderWorkflow.snapshot)
