@@ -39,6 +39,7 @@ from adapters.notify import NotificationClient
 from adapters.orders_repo import OrdersRepo
 from adapters.pos import PosClient
 from adapters.tasks_repo import TasksRepo
+from observability import make_activity_interceptor, serve_metrics, tracing_interceptors, worker_runtime
 from settings import Settings, get_settings
 from workflows.erp_sync import ErpStockSyncWorkflow
 from workflows.fulfillment import FulfillmentWorkflow
@@ -120,6 +121,7 @@ def build_worker(client: Client, settings: Settings, wired: Wiring, *, task_queu
         workflows=WORKFLOWS,
         activities=wired.activities + wired.local_activities,
         max_concurrent_activities=100,
+        interceptors=[make_activity_interceptor()],
     )
 
 
@@ -168,25 +170,39 @@ async def bootstrap(client: Client, settings: Settings, *, schedules: bool = Tru
         log.info("erp.initial_sync", **result.__dict__)
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, runtime: Any = None) -> Client:
     return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
-                                data_converter=pydantic_data_converter)
+                                data_converter=pydantic_data_converter, runtime=runtime,
+                                interceptors=tracing_interceptors(settings.otel_enabled))
 
 
 async def run_worker(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
-    client = await connect(settings)
+    sdk_metrics = f"127.0.0.1:{_free_port()}"  # the SDK's exporter, folded into our /metrics
+    client = await connect(settings, runtime=worker_runtime(sdk_metrics))
     async with wiring(settings) as wired:
         worker = build_worker(client, settings, wired)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        log.info("worker.started", task_queue=settings.task_queue, temporal=settings.temporal_address)
+        metrics = asyncio.create_task(serve_metrics(settings.api_host, settings.metrics_port,
+                                                    f"http://{sdk_metrics}/metrics", stop))
+        log.info("worker.started", task_queue=settings.task_queue, temporal=settings.temporal_address,
+                 metrics=f"http://{settings.api_host}:{settings.metrics_port}/metrics")
         async with worker:
-            await bootstrap(client, settings)
+            await bootstrap(client, settings, schedules=settings.erp_sync_schedules)
             await stop.wait()
+        await metrics
         log.info("worker.stopped")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def main() -> None:

@@ -41,9 +41,12 @@ with workflow.unsafe.imports_passed_through():
         TrackingResult,
     )
     from models.stock import LocationInfo
+    from models.recovery import ParkedStep, RetryRequest
 
+from workflows import search
 from workflows.common import call, local
 from workflows.escalation import AssemblyEscalation
+from workflows.recovery import Recovery, StepAbandoned
 
 #: carrier statuses (models.couriers.ShipmentStatus values) → our shipment state
 COURIER_STATES: dict[str, ShipmentState] = {
@@ -107,6 +110,7 @@ class FulfillmentWorkflow(AssemblyEscalation):
         self._cancel: CancelRequest | None = None
         self._booking: BookedShipment | None = None
         self._consumed = False
+        self._recovery = Recovery()  # a step parked for an operator (workflows/recovery.py)
 
     @workflow.run
     async def run(self, inp: FulfillmentInput) -> FulfillmentResult:
@@ -160,10 +164,14 @@ class FulfillmentWorkflow(AssemblyEscalation):
         inp = self._inp
         address = inp.delivery.address
         assert address is not None, "a shipped order has an address (validated by the API)"
-        self._booking = await call("book_shipment", ShipmentBookingRequest(
-            shipment_id=inp.shipment_id, carrier=inp.carrier, from_location_id=inp.location.id,
-            from_city=inp.location.city, address=address, recipient=inp.customer, lines=inp.lines),
-            result_type=BookedShipment)
+        try:
+            self._booking = await self._recovery.run("courier_booking", lambda: call("book_shipment", ShipmentBookingRequest(
+                shipment_id=inp.shipment_id, carrier=inp.carrier, from_location_id=inp.location.id,
+                from_city=inp.location.city, address=address, recipient=inp.customer, lines=inp.lines),
+                result_type=BookedShipment), on_park=self._parked, on_resume=self._resumed,
+                abandon=lambda: self._cancel is not None)
+        except StepAbandoned:
+            return  # cancelled while on hold: run() reports the cancellation
         self._state = ShipmentState.booked
         await self._report(ShipmentState.booked,
                            f"Отгрузка {inp.n} передана перевозчику {inp.carrier}: "
@@ -228,6 +236,18 @@ class FulfillmentWorkflow(AssemblyEscalation):
         if self._state not in LEFT_THE_STORE:
             self._cancel = req
 
+    @workflow.signal
+    def retry(self, req: RetryRequest) -> None:
+        """The order forwards an operator's retry of a parked step (ignored when nothing is parked)."""
+        self._recovery.resume(req)
+
+    async def _parked(self, parked: ParkedStep) -> None:
+        search.upsert("on_hold")
+        await workflow.get_external_workflow_handle(self._inp.parent_id).signal("step_parked", parked)
+
+    async def _resumed(self, parked: ParkedStep, req: RetryRequest) -> None:
+        search.upsert(self._state.value)
+
     @workflow.query
     def state(self) -> ShipmentState:
         return self._state
@@ -247,6 +267,7 @@ class FulfillmentWorkflow(AssemblyEscalation):
                                  booking=self._booking)
 
     async def _report(self, state: ShipmentState, message: str, **data: object) -> None:
+        search.upsert(state.value)
         b = self._booking
         await workflow.get_external_workflow_handle(self._inp.parent_id).signal(
             "shipment_update",

@@ -19,7 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.catalog import CatalogRepo
 from adapters.ledger import Ledger
-from adapters.orders_repo import snapshot_to_json
+from adapters.orders_repo import phone_hash, snapshot_to_json
 from api.deps import CatalogDep, IdempotencyDep, LedgerDep, OrdersDep, SettingsDep, TemporalDep
 from api.errors import ApiError
 from api.schemas import CancelIn, OrderCreated, OrderIn, Page, TotalsOut
@@ -37,6 +37,7 @@ from models.order import (
 )
 from models.steps import ErrorType
 from settings import Settings
+from workflows import search
 from workflows.order import OrderWorkflow
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
@@ -113,9 +114,19 @@ async def _place(body: OrderIn, temporal: Any, catalog: CatalogRepo, ledger: Led
         return_window_days=settings.return_window_days,
     )
     wf_id = order_workflow_id(order_id)
+    attrs = search.initial(order_id, phone_hash(inp.customer.phone, settings.support_phone_salt), inp.channel.value,
+                           store_id=inp.delivery.store_id)
     try:
-        handle = await temporal.start_workflow(OrderWorkflow.run, inp, id=wf_id, task_queue=settings.task_queue,
-                                               id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
+        try:
+            handle = await temporal.start_workflow(OrderWorkflow.run, inp, id=wf_id, task_queue=settings.task_queue,
+                                                   id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                                                   search_attributes=attrs)
+        except RPCError as err:  # the namespace lacks them: sell anyway, without UI search (`orkestr search-attributes`)
+            if err.status != RPCStatusCode.INVALID_ARGUMENT or "search attribute" not in err.message.lower():
+                raise
+            log.error("search_attributes.missing", error=err.message, fix="orkestr search-attributes")
+            handle = await temporal.start_workflow(OrderWorkflow.run, inp, id=wf_id, task_queue=settings.task_queue,
+                                                   id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
     except WorkflowAlreadyStartedError:
         handle = temporal.get_workflow_handle(wf_id)  # the same key raced us: answer with that order
     except RPCError as err:
