@@ -95,6 +95,8 @@ class AssemblyEscalation:
         lad = self._ladder
         if "_assembly_started_at" not in self.__dict__:
             self._store_events[:0] = list(getattr(self._inp, "carried_events", []))
+            # runs started before the ladder existed keep reminding every SLA (replay-safe)
+            self.__dict__["_ladder_on"] = workflow.patched("assembly-escalation-ladder")
         self.__dict__.setdefault("_assembly_started_at", workflow.now())
         lad.level, lad.next_at = 0, workflow.now() + self._sla()
 
@@ -128,6 +130,8 @@ class AssemblyEscalation:
                                f"Магазин {inp.location.id} не собрал заказ в срок: напоминание №{lad.reminders}",
                                sla_breach=True, escalation="reminder")
             lad.level, lad.next_at = 1, now + self._step()
+            if not self.__dict__.get("_ladder_on", True):
+                lad.level, lad.next_at = 0, now + self._sla()
         elif lad.level == 1:
             spec = self._spec(TaskKind.assembly_late,
                               f"Магазин {inp.location.id} опаздывает со сборкой заказа {inp.order_id} "
