@@ -27,6 +27,7 @@ from activities.orders import ProjectionActivities
 from activities.payments import PaymentActivities
 from activities.pos import PosActivities
 from activities.stock import StockActivities
+from activities.tasks import TaskActivities
 from adapters.acquiring import AcquiringClient
 from adapters.catalog import CatalogRepo
 from adapters.couriers import CdekClient, CourierRegistry, RussianPostClient
@@ -37,6 +38,7 @@ from adapters.loyalty import LoyaltyClient
 from adapters.notify import NotificationClient
 from adapters.orders_repo import OrdersRepo
 from adapters.pos import PosClient
+from adapters.tasks_repo import TasksRepo
 from observability import make_activity_interceptor, serve_metrics, tracing_interceptors, worker_runtime
 from settings import Settings, get_settings
 from workflows.erp_sync import ErpStockSyncWorkflow
@@ -94,6 +96,7 @@ async def wiring(settings: Settings, engine: AsyncEngine | None = None) -> Async
         ]))
         erp = ErpActivities(ErpClient(http(settings.erp_url), user=settings.erp_user, password=settings.erp_password),
                             catalog, ledger, engine, currency=settings.currency)
+        tasks = TaskActivities(TasksRepo(engine))
         local_acts = [stock.load_stock_view, stock.reserve_stock, stock.release_stock, stock.consume_stock,
                       projection.save_order]
         acts = [
@@ -106,6 +109,7 @@ async def wiring(settings: Settings, engine: AsyncEngine | None = None) -> Async
             couriers.book_shipment, couriers.cancel_shipment, couriers.track_shipment,
             erp.export_order, erp.post_sale, erp.post_return, erp.import_locations, erp.import_products,
             erp.import_prices, erp.import_stock_full, erp.import_stock_delta,
+            tasks.open_task, tasks.reassign_task, tasks.close_task,
         ]
         yield Wiring(engine=engine, activities=acts, local_activities=local_acts)
 

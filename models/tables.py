@@ -149,3 +149,27 @@ class CarrierRuleRow(SQLModel, table=True):
     from_location_ids: list[str] | None = Field(default=None, sa_column=Column(ARRAY(String(32)), nullable=True))
     active: bool = True
     updated_at: datetime = _ts(server_default=text("now()"))
+
+
+class TaskRow(SQLModel, table=True):
+    """An operator task (one human step of a workflow). Written by activities; claimed by the API;
+    completed by the workflow's ``complete_task`` Update. Status open → claimed → done | expired."""
+
+    __tablename__ = "task"
+    __table_args__ = (Index("ix_task_status_assignee", "status", "assignee"),)
+
+    id: str = Field(primary_key=True, max_length=200)
+    kind: str = Field(max_length=32, index=True)
+    order_id: str = Field(max_length=40, index=True)
+    workflow_id: str = Field(max_length=120)
+    location_id: str | None = Field(default=None, max_length=32)
+    title: str = ""
+    assignee: str | None = Field(default=None, max_length=64)
+    grp: str = Field(default="default", max_length=64)
+    priority: int = 50
+    due_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+    result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
+    status: str = Field(default="open", max_length=16)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()

@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows import search
 from workflows.common import call, local
+from workflows.escalation import AssemblyEscalation
 from workflows.recovery import Recovery, StepAbandoned
 
 #: carrier statuses (models.couriers.ShipmentStatus values) → our shipment state
@@ -81,6 +82,14 @@ class FulfillmentInput:
     #: webhooks are the norm; polling catches a lost one (post: the only way)
     poll_hours: int = 6
     post_poll_hours: int = 4
+    #: people and timers (workflows.escalation): one more interval after the SLA per step (0: half the SLA)
+    escalate_after_minutes: int = 0
+    auto_resource: bool = True  # move the shipment elsewhere on a shortage before asking a person
+    attempt: int = 1  # the location attempt (the POS task id carries it from the 2nd on)
+    tried: list[str] = field(default_factory=list)  # locations the shipment moved away from
+    revision: int = 0
+    #: store events of the previous run still to act on (an "assembled" pressed while the order decided)
+    carried_events: list[StoreEvent] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -94,7 +103,7 @@ class FulfillmentResult:
 
 
 @workflow.defn
-class FulfillmentWorkflow:
+class FulfillmentWorkflow(AssemblyEscalation):
     def __init__(self) -> None:
         self._state = ShipmentState.planned
         self._store_events: list[StoreEvent] = []
@@ -128,21 +137,19 @@ class FulfillmentWorkflow:
             customer_name=inp.customer.name, phone_masked=mask_phone(inp.customer.phone),
             note=f"Заказ {inp.order_id}, отгрузка {inp.n}"))
         await self._report(ShipmentState.assembling, f"Магазин {inp.location.id} собирает отгрузку {inp.n}")
-        reminders = 0
+        self._start_escalation()
         while True:
             try:
-                await workflow.wait_condition(lambda: self._assembled() or self._cancel is not None,
-                                              timeout=timedelta(minutes=inp.assembly_sla_minutes))
+                await workflow.wait_condition(
+                    lambda: self._assembly_done() or self._cancel is not None or self._needs_attention(),
+                    timeout=self._until_next_escalation())
             except TimeoutError:
-                reminders += 1
-                await call("notify_store", StoreMessage(
-                    message_id=f"{self._task_id}:reminder:{reminders}", location_id=inp.location.id,
-                    task_id=self._task_id,
-                    text=f"Заказ {inp.order_id} ждёт сборки дольше {inp.assembly_sla_minutes * reminders} мин"))
-                await self._report(ShipmentState.assembling,
-                                   f"Магазин {inp.location.id} не собрал заказ в срок: напоминание №{reminders}",
-                                   sla_breach=True)
+                await self._escalate()  # reminder → supervisor → re-source / operator (workflows.escalation)
                 continue
+            if self._cancel is None and not self._assembly_done():
+                await self._attend()  # a decision, a shortage or a revision; may continue as new
+                continue
+            await self._ladder.board.close_all("assembled" if self._cancel is None else "cancelled")
             if self._cancel is not None:
                 await call("cancel_pos_task", PosCancel(task_id=self._task_id, location_id=inp.location.id,
                                                          reason=self._cancel.reason))
@@ -255,7 +262,8 @@ class FulfillmentWorkflow:
 
     @property
     def _task_id(self) -> str:
-        return f"{workflow.info().workflow_id}:assemble"
+        suffix = f":{self._inp.attempt}" if self._inp.attempt > 1 else ""
+        return f"{workflow.info().workflow_id}:assemble{suffix}"
 
     async def _cancelled(self) -> FulfillmentResult:
         self._state = ShipmentState.cancelled

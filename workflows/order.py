@@ -77,6 +77,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows import search
 from workflows.common import call, local
+from workflows.order_changes import OrderChanges
 from workflows.recovery import Recovery, StepAbandoned
 
 Undo = Callable[[], Awaitable[None]]
@@ -92,7 +93,7 @@ class PlacementRefused(Exception):
 
 
 @workflow.defn
-class OrderWorkflow:
+class OrderWorkflow(OrderChanges):
     def __init__(self) -> None:
         self._inp: OrderInput | None = None
         self._status = OrderStatus.pending
@@ -363,8 +364,9 @@ class OrderWorkflow:
         inp = self._require_input()
         md_order = self._payment.md_order
         assert md_order is not None
-        await call("capture_payment", CaptureRequest(md_order=md_order, amount=self._totals.total,
+        await call("capture_payment", CaptureRequest(md_order=md_order, amount=self._capture_amount(),
                                                       idempotency_key=f"{workflow.info().workflow_id}:capture"))
+        await self._capture_extra()  # what a payment of the difference holds (workflows.order_changes)
         self._payment = PaymentView(state=PaymentState.captured, md_order=md_order, held=self._totals.total,
                                     captured=self._totals.total)
         self._event("captured", f"Списано {format_money(self._totals.total, inp.currency)} (deposit.do)")
@@ -414,6 +416,8 @@ class OrderWorkflow:
 
     @workflow.signal
     def payment_event(self, event: PaymentEvent) -> None:
+        if self._on_extra_payment(event):
+            return
         if self._payment_event is None and event.operation in ("approved", "declinedByTimeout"):
             self._payment_event = event
         self._event("payment_callback", f"Банк: {event.operation}, {'успех' if event.success else 'отказ'}",
@@ -431,6 +435,8 @@ class OrderWorkflow:
             delivered_at=update.at if update.status == ShipmentState.delivered else current.delivered_at,
             late=bool(update.data.get("late", current.late)),
         )
+        if "location_id" in update.data:
+            self._shipment_moved(update.shipment_id, update.data["location_id"])
         self._event(f"shipment_{update.status.value}", update.message, shipment_id=update.shipment_id,
                     **update.data)
         states = {s.status for s in self._shipments.values()}
@@ -534,7 +540,7 @@ class OrderWorkflow:
 
     @property
     def _loyalty_tx(self) -> str:
-        return f"{workflow.info().workflow_id}:tx"
+        return f"{workflow.info().workflow_id}:tx{self._loyalty_suffix()}"
 
     def _require_input(self) -> OrderInput:
         assert self._inp is not None
