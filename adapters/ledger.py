@@ -171,9 +171,11 @@ class Ledger:
             return [LocationInfo(**{k: v for k, v in r._mapping.items() if k in LocationInfo.__dataclass_fields__}) for r in rows]
 
     async def set_on_hand(self, levels: Sequence[StockLevel]) -> int:
-        """Apply absolute on-hand quantities from the ERP. Never touches ``reserved``."""
+        """Apply absolute on-hand quantities from the ERP. Never touches ``reserved``. A key seen
+        twice (a delta with two movements of one SKU at one location) takes its last level."""
         if not levels:
             return 0
+        levels = list({(lv.sku, lv.location_id): lv for lv in levels}.values())
         async with self.engine.begin() as conn:
             await conn.execute(
                 text(
