@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Mapping, Sequence
 
-from models.order import Address, Customer, OrderLine, OrderSnapshot, ShipmentState, TimelineEntry
+from models.order import Address, Customer, Delivery, OrderLine, OrderSnapshot, ShipmentState, TimelineEntry
 from models.refunds import PaidLine, ReturnRefund
 from models.stock import LocationInfo
 
@@ -81,6 +81,8 @@ class ReturnLine:
     rejected: int = 0
     reject_reason: str = ""
     unit_price: int = 0  # the catalog price the customer bought at (declared value of a parcel)
+    line_qty: int = 0  # the order line's units and the money paid for all of them
+    line_amount: int = 0
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,8 @@ class ReturnInput:
     poll_hours: int = 6
     delivery_policy: str = "when_all_returned"
     exchange: ExchangeRequest | None = None
+    delivery: Delivery | None = None  # where an exchange's replacement ships (the order's delivery)
+    payment_window_hours: int = 72  # an exchange's extra payment must come within this window
 
 
 @dataclass(frozen=True)
@@ -292,7 +296,7 @@ def check_request(order: OrderSnapshot, requested: Sequence[ReturnLineRequest], 
                                 f"line {req.pos_id}: {req.qty} requested, only {max(left, 0)} of {line.qty} "
                                 f"can still be returned (the rest is returned or being returned)")
         out.append(ReturnLine(pos_id=line.pos_id, sku=line.sku, name=line.name, qty=req.qty, reason=req.reason,
-                              unit_price=line.unit_price))
+                              unit_price=line.unit_price, line_qty=line.qty, line_amount=line.amount))
     return out
 
 
@@ -308,8 +312,19 @@ def inspect(lines: Sequence[ReturnLine], accepted: Sequence[Any], rejected: Sequ
         acc = max(0, min(ok.get(l.sku, 0), l.qty))
         out.append(ReturnLine(pos_id=l.pos_id, sku=l.sku, name=l.name, qty=l.qty, reason=l.reason, accepted=acc,
                               rejected=l.qty - acc, reject_reason=why.get(l.sku, "") if acc < l.qty else "",
-                              unit_price=l.unit_price))
+                              unit_price=l.unit_price, line_qty=l.line_qty, line_amount=l.line_amount))
     return out
+
+
+def exchange_difference(line: ReturnLine, exchange: ExchangeRequest) -> int:
+    """What the customer pays (> 0) or gets back (< 0) to swap ``exchange.qty`` units of ``line``:
+    the difference of the catalog prices. The same price costs nothing more, and the discount
+    and bonus the customer had on the returned units stay with the replacement. A cheaper
+    replacement gives back at most the money paid for the swapped units (floor of their share)."""
+    diff = (exchange.unit_price - line.unit_price) * exchange.qty
+    if diff < 0 and line.line_qty:
+        diff = max(diff, -(line.line_amount * exchange.qty // line.line_qty))
+    return diff
 
 
 def return_workflow_id(return_id: str) -> str:

@@ -19,12 +19,21 @@ The process, as a retail person tells it:
 7. restock at the receiving location in the ledger, then tell the ERP (``Document_Return``);
 8. tell the customer.
 
+Exchange (``ReturnInput.exchange``, a branch of the same process): the replacement SKU is held in
+the ledger as soon as the return is registered; once the store accepts the returned units, a
+more expensive replacement waits for the difference to be paid (payment link), a cheaper one
+refunds it, the same price costs nothing; then the replacement ships as a ``FulfillmentWorkflow``
+child (assemble, courier, tracking, sale), and the swapped units are neither refunded nor given
+back to loyalty (their discount and bonus stay with the replacement). Not paid in time, out of
+stock, or the returned units not accepted: the exchange is dropped and it is a plain return.
+
 Every side effect is keyed by the return's workflow id (POS task, courier number, refund,
 loyalty return, restock keys, ERP document, message keys), so a retry never repeats it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -33,8 +42,18 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from models.messages import mask_phone
     from models.money import format_money
-    from models.order import CourierEvent, LineRequest, OrderLine, StoreEvent, TimelineEntry
+    from models.order import (
+        CourierEvent,
+        DeliveryMethod,
+        LineRequest,
+        OrderLine,
+        PaymentEvent,
+        ShipmentUpdate,
+        StoreEvent,
+        TimelineEntry,
+    )
     from models.returns import (
+        ExchangeView,
         RefundClaim,
         RefundView,
         RestockItem,
@@ -44,22 +63,31 @@ with workflow.unsafe.imports_passed_through():
         ReturnMethod,
         ReturnSnapshot,
         ReturnStatus,
+        exchange_difference,
         inspect,
         refund_bundle_lines,
     )
+    from models.stock import Allocation, LocationInfo, StockView, reservation_key
     from models.steps import (
         BookedShipment,
+        CaptureRequest,
         CustomerNotice,
         ErpMovement,
         LoyaltyReturnRequest,
         LoyaltyReturnResult,
         PosCancel,
+        PaymentRegistered,
         PosTaskRequest,
         RefundRequest,
+        RegisterPayment,
+        ReserveRequest,
+        SettleRequest,
         ShipmentBookingRequest,
+        StockViewRequest,
         StoreMessage,
         TrackingResult,
     )
+    from workflows.fulfillment import FulfillmentInput, FulfillmentResult, FulfillmentWorkflow
 
 from workflows.common import call, local
 
@@ -87,6 +115,10 @@ class ReturnWorkflow:
         self._bonus_returned = 0
         self._accrual_reversed = 0
         self._back: str | None = None
+        self._exchange: ExchangeView | None = None
+        self._exchange_hold: Allocation | None = None
+        self._exchange_from: LocationInfo | None = None
+        self._payment_event: PaymentEvent | None = None
 
     # ------------------------------------------------------------------ the process
     @workflow.run
@@ -97,27 +129,35 @@ class ReturnWorkflow:
         units = sum(l.qty for l in inp.lines)
         self._event("registered", f"Возврат по заказу {inp.order_id}: {units} шт., способ {inp.method.value}")
         await self._arrange()
+        if inp.exchange is not None:
+            await self._hold_replacement()
         if not await self._await_receipt():
+            await self._drop_exchange("товары не поступили")
             await self._abandon()
             return await self._finish()
         await self._await_inspection()
         if any(l.rejected for l in self._lines):
             await self._send_back_rejected()
         if not any(l.accepted for l in self._lines):
+            await self._drop_exchange("товары не приняты")
             self._status = ReturnStatus.rejected
             self._event("rejected", "Ни один товар не принят: возврат закрыт без возмещения")
             await self._save()
             return await self._finish()
-        await self._refund_money()
-        await self._return_bonus()
+        swapped = await self._settle_exchange()
+        await self._refund_money(swapped)
+        await self._return_bonus(swapped)
         await self._restock()
         await self._tell_erp()
+        if swapped:
+            await self._ship_replacement()
         refund = self._refund
         assert refund is not None
         self._status = ReturnStatus.completed
         self._event("completed", "Возврат завершён")
         await self._save()
-        await self._notify("refunded", number=inp.order_id, amount=format_money(refund.total, inp.currency))
+        if refund.total:
+            await self._notify("refunded", number=inp.order_id, amount=format_money(refund.total, inp.currency))
         return await self._finish()
 
     # 2. the way back ----------------------------------------------------------------------------
@@ -255,13 +295,26 @@ class ReturnWorkflow:
         await self._notify("return_rejected", reason=f"{reasons}. {where}")
 
     # 5-7. money, bonus, stock, ERP ------------------------------------------------------------------------
-    async def _refund_money(self) -> None:
+    def _kept(self, swapped: dict[int, int]) -> list[tuple[int, int]]:
+        """Accepted units that are given back (money, bonus): all but those swapped in an exchange."""
+        return [(l.pos_id, l.accepted - swapped.get(l.pos_id, 0)) for l in self._lines
+                if l.accepted - swapped.get(l.pos_id, 0) > 0]
+
+    async def _refund_money(self, swapped: dict[int, int]) -> None:
         inp = self._require_input()
         refund = await local("settle_return_refund", RefundClaim(
-            return_id=self._wf_id.removeprefix("return-"), order_id=inp.order_id,
-            accepted=[(l.pos_id, l.accepted) for l in self._lines if l.accepted],
+            return_id=inp.return_id, order_id=inp.order_id, accepted=self._kept(swapped),
             delivery_policy=inp.delivery_policy), result_type=RefundView)
         self._refund = refund
+        if self._exchange is not None and swapped and self._exchange.difference < 0 and inp.md_order:
+            ex = inp.exchange
+            assert ex is not None
+            back = -self._exchange.difference
+            await call("refund_payment", RefundRequest(
+                md_order=inp.md_order, amount=back, idempotency_key=f"{self._wf_id}:exchange-refund",
+                lines=[OrderLine(pos_id=ex.pos_id, sku=ex.sku, name=f"Разница при обмене: {ex.name}"[:100], qty=1,
+                                 unit_price=back)]))
+            self._event("exchange_refunded", f"Возвращена разница в цене {format_money(back, inp.currency)}")
         if refund.total > 0 and inp.md_order:
             try:
                 await call("refund_payment", RefundRequest(
@@ -279,12 +332,14 @@ class ReturnWorkflow:
                     amount=refund.total)
         await self._save()
 
-    async def _return_bonus(self) -> None:
+    async def _return_bonus(self, swapped: dict[int, int]) -> None:
         inp = self._require_input()
+        kept = self._kept(swapped)
+        if not kept:
+            return
         try:
             res = await call("return_bonus", LoyaltyReturnRequest(
-                purchase_id=inp.order_id, return_id=self._wf_id,
-                lines=[(l.pos_id, l.accepted) for l in self._lines if l.accepted]), result_type=LoyaltyReturnResult)
+                purchase_id=inp.order_id, return_id=self._wf_id, lines=kept), result_type=LoyaltyReturnResult)
         except STEP_FAILED as err:
             self._event("loyalty_failed", f"Программа лояльности не приняла возврат: {_message(err)}")
             return
@@ -306,7 +361,112 @@ class ReturnWorkflow:
                                               items=[(l.sku, l.accepted) for l in self._lines if l.accepted]))
         self._event("erp_returned", "Возврат проведён в ERP")
 
+    # exchange ------------------------------------------------------------------------------------------------
+    async def _hold_replacement(self) -> None:
+        inp = self._require_input()
+        ex = inp.exchange
+        assert ex is not None
+        line = next(l for l in self._lines if l.pos_id == ex.pos_id)
+        self._exchange = ExchangeView(sku=ex.sku, qty=ex.qty, unit_price=ex.unit_price,
+                                      difference=exchange_difference(line, ex))
+        view = await local("load_stock_view", StockViewRequest(skus=[ex.sku]), result_type=StockView)
+        places = sorted((a for a in view.available if a.sku == ex.sku and a.available >= ex.qty),
+                        key=lambda a: (a.location_id != inp.location.id, -a.available, a.location_id))
+        for a in places[:3]:  # stock may move between the look-up and the hold
+            hold = Allocation(key=reservation_key(self._wf_id, ex.pos_id, a.location_id), sku=ex.sku,
+                              location_id=a.location_id, qty=ex.qty)
+            try:
+                await local("reserve_stock", ReserveRequest(owner=self._wf_id, allocations=[hold]))
+            except STEP_FAILED:
+                continue
+            self._exchange_hold = hold
+            self._exchange_from = next(l for l in view.locations if l.id == a.location_id)
+            self._exchange = dataclasses.replace(self._exchange, status="reserved")
+            self._event("exchange_reserved", f"Замена {ex.sku} × {ex.qty} отложена в {a.location_id}",
+                        difference=self._exchange.difference)
+            await self._save()
+            return
+        self._exchange = dataclasses.replace(self._exchange, status="out_of_stock")
+        self._event("exchange_out_of_stock", f"Замены {ex.sku} нет в наличии: оформим обычный возврат")
+        await self._save()
+
+    async def _drop_exchange(self, why: str, status: str = "declined") -> None:
+        if self._exchange_hold is None or self._exchange is None:
+            return
+        await local("release_stock", SettleRequest(owner=self._wf_id, keys=[self._exchange_hold.key]))
+        self._exchange_hold = None
+        self._exchange = dataclasses.replace(self._exchange, status=status)
+        self._event("exchange_dropped", f"Обмен отменён: {why}; резерв замены снят")
+
+    async def _settle_exchange(self) -> dict[int, int]:
+        """The units swapped ({pos_id: qty}) once the difference is settled; {} when no exchange."""
+        inp = self._require_input()
+        ex = inp.exchange
+        if ex is None or self._exchange_hold is None or self._exchange is None:
+            return {}
+        line = next(l for l in self._lines if l.pos_id == ex.pos_id)
+        if line.accepted < ex.qty:
+            await self._drop_exchange("возвращаемый товар не принят")
+            return {}
+        diff = self._exchange.difference
+        if diff > 0:
+            reg = await call("register_payment", RegisterPayment(
+                order_number=self._wf_id, amount=diff, currency=inp.currency,
+                description=f"Доплата за обмен по возврату {inp.return_id}",
+                lines=[OrderLine(pos_id=ex.pos_id, sku=ex.sku, name=f"Доплата за обмен: {ex.name}"[:100], qty=1,
+                                 unit_price=diff)],
+                phone=inp.customer.phone, email=inp.customer.email,
+                session_timeout_secs=inp.payment_window_hours * 3600), result_type=PaymentRegistered)
+            self._exchange = dataclasses.replace(self._exchange, status="awaiting_payment", payment_url=reg.form_url)
+            self._event("exchange_payment", f"Доплата {format_money(diff, inp.currency)}: ссылка отправлена",
+                        md_order=reg.md_order)
+            await self._save()
+            await self._notify("extra_payment", number=inp.order_id, amount=format_money(diff, inp.currency),
+                               payment_url=reg.form_url)
+            try:
+                await workflow.wait_condition(lambda: self._payment_event is not None,
+                                              timeout=timedelta(hours=inp.payment_window_hours))
+            except TimeoutError:
+                pass
+            event = self._payment_event
+            if event is None or not event.success:
+                await self._drop_exchange("доплата не поступила")
+                return {}
+            await call("capture_payment", CaptureRequest(md_order=reg.md_order, amount=diff,
+                                                          idempotency_key=f"{self._wf_id}:exchange-capture"))
+            self._exchange = dataclasses.replace(self._exchange, status="paid")
+            self._event("exchange_paid", f"Доплата {format_money(diff, inp.currency)} получена")
+        return {ex.pos_id: ex.qty}
+
+    async def _ship_replacement(self) -> None:
+        inp = self._require_input()
+        ex, hold, src = inp.exchange, self._exchange_hold, self._exchange_from
+        assert ex is not None and hold is not None and src is not None and inp.delivery is not None
+        sid = f"fulfillment-{inp.order_id}-{inp.return_id}"
+        self._exchange = dataclasses.replace(self._exchange or ExchangeView(ex.sku, ex.qty, ex.unit_price),
+                                             status="shipping", order_id=inp.order_id)
+        await self._save()
+        carrier = inp.delivery.carrier or ("post" if inp.delivery.method == DeliveryMethod.post else "cdek")
+        result = await workflow.execute_child_workflow(FulfillmentWorkflow.run, FulfillmentInput(
+            order_id=inp.order_id, shipment_id=sid, n=1, location=src,
+            lines=[OrderLine(pos_id=ex.pos_id, sku=ex.sku, name=ex.name, qty=ex.qty, unit_price=ex.unit_price)],
+            reservation_keys=[hold.key], delivery=inp.delivery, customer=inp.customer, carrier=carrier,
+            parent_id=self._wf_id, assembly_sla_minutes=src.assembly_sla_minutes or 120), id=sid,
+            result_type=FulfillmentResult)
+        self._exchange = dataclasses.replace(self._exchange, status="delivered" if result.delivered else "not_delivered")
+        self._event("exchange_delivered" if result.delivered else "exchange_not_delivered",
+                    f"Замена {ex.sku}: {'доставлена' if result.delivered else 'не доставлена'}")
+
     # ------------------------------------------------------------------ messages from outside
+    @workflow.signal
+    def payment_event(self, event: PaymentEvent) -> None:
+        if self._payment_event is None and event.operation in ("approved", "declinedByTimeout"):
+            self._payment_event = event
+
+    @workflow.signal
+    def shipment_update(self, update: ShipmentUpdate) -> None:
+        self._event(f"exchange_{update.status.value}", update.message, shipment_id=update.shipment_id)
+
     @workflow.signal
     def pos_event(self, event: StoreEvent) -> None:
         if event.task_id == self._task_id and not any(e.event_id and e.event_id == event.event_id
@@ -359,7 +519,8 @@ class ReturnWorkflow:
             tracking_number=b.tracking_number if b else None, external_id=b.external_id if b else None,
             return_code=self._return_code, refund=self._refund, refunded=self._refunded,
             bonus_returned=self._bonus_returned, accrual_reversed=self._accrual_reversed,
-            back_to_customer=self._back, timeline=list(self._timeline), currency=inp.currency,
+            back_to_customer=self._back, exchange=self._exchange, timeline=list(self._timeline),
+            currency=inp.currency,
         )
 
     async def _save(self) -> None:

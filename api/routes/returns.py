@@ -19,12 +19,14 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from adapters.returns_repo import OrderNotFound, ReturnsRepo, return_to_json
-from api.deps import EngineDep, IdempotencyDep, LedgerDep, SettingsDep, TemporalDep
+from adapters.catalog import CatalogRepo
+from api.deps import CatalogDep, EngineDep, IdempotencyDep, LedgerDep, SettingsDep, TemporalDep
 from api.errors import ApiError
 from api.idempotency import idempotent
 from api.schemas import AddressIn, Strict
-from models.order import Address, OrderSnapshot
+from models.order import Address, DeliveryMethod, OrderSnapshot
 from models.returns import (
+    ExchangeRequest,
     ReturnInput,
     ReturnLineRequest,
     ReturnMethod,
@@ -50,17 +52,25 @@ class ReturnLineIn(Strict):
     reason: str = Field(default="", max_length=500)
 
 
+class ExchangeIn(Strict):
+    pos_id: int = Field(ge=1, description="the returned line to swap (all its returned units)")
+    sku: str = Field(min_length=1, max_length=64, description="the replacement: another size / colour")
+
+
 class ReturnIn(Strict):
     lines: list[ReturnLineIn] = Field(min_length=1, max_length=50)
     method: ReturnMethod
     store_id: str | None = Field(default=None, max_length=32, description="in_store: any store of the chain")
     address: AddressIn | None = Field(default=None, description="courier_pickup / post: where from "
                                                                  "(default: the order's delivery address)")
+    exchange: ExchangeIn | None = Field(default=None, description="swap one returned line for another SKU")
 
     @model_validator(mode="after")
     def _needs(self) -> "ReturnIn":
         if self.method == ReturnMethod.in_store and not self.store_id:
             raise ValueError("store_id is required for an in_store return")
+        if self.exchange is not None and self.exchange.pos_id not in {l.pos_id for l in self.lines}:
+            raise ValueError("exchange.pos_id must be one of the returned lines")
         return self
 
 
@@ -75,20 +85,26 @@ def new_return_id(order_id: str, idempotency_key: str | None) -> str:
                         422: {"description": "invalid input; the message names the field"}})
 async def create_return(
     order_id: str, body: ReturnIn, temporal: TemporalDep, engine: EngineDep, ledger: LedgerDep,
-    idem: IdempotencyDep, settings: SettingsDep,
+    catalog: CatalogDep, idem: IdempotencyDep, settings: SettingsDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
 ) -> Any:
     async def run() -> tuple[int, dict[str, Any]]:
-        return await _create(order_id, body, temporal, ReturnsRepo(engine), await ledger.locations(), settings,
-                             idempotency_key)
+        return await _create(order_id, body, temporal, ReturnsRepo(engine), await ledger.locations(), catalog,
+                             settings, idempotency_key)
 
     return await idempotent(idem, key=idempotency_key, scope="returns.create",
                             payload={"order_id": order_id, **body.model_dump(mode="json")}, run=run)
 
 
 async def _create(order_id: str, body: ReturnIn, temporal: Any, repo: ReturnsRepo, locations: list[LocationInfo],
-                  settings: Settings, idempotency_key: str | None) -> tuple[int, dict[str, Any]]:
+                  catalog: CatalogRepo, settings: Settings, idempotency_key: str | None) -> tuple[int, dict[str, Any]]:
     by_id = {l.id: l for l in locations}
+    replacement = None
+    if body.exchange is not None:
+        replacement = (await catalog.skus([body.exchange.sku])).get(body.exchange.sku)
+        if replacement is None or replacement.price <= 0:
+            raise ApiError(422, "unknown_sku", f"exchange.sku: {body.exchange.sku!r} is not for sale",
+                           field="exchange.sku")
     if body.method == ReturnMethod.in_store:
         store = by_id.get(body.store_id or "")
         if store is None or store.kind != "store":
@@ -114,6 +130,10 @@ async def _create(order_id: str, body: ReturnIn, temporal: Any, repo: ReturnsRep
         if body.method != ReturnMethod.in_store and address is None:
             raise ReturnRefused(422, "validation_error", "address",
                                 f"required for a {body.method.value} return (the order has no delivery address)")
+        if body.exchange is not None and (order.delivery.method == DeliveryMethod.pickup
+                                          or order.delivery.address is None):
+            raise ReturnRefused(422, "exchange_not_possible", "exchange",
+                                "a replacement ships to the order's delivery address; this order has none")
         found.update(order=order, location=location, address=address)
         return ReturnSnapshot(return_id=return_id, order_id=order_id, status=ReturnStatus.registered,
                               method=body.method, location_id=location.id, lines=lines, created_at=now,
@@ -132,7 +152,11 @@ async def _create(order_id: str, body: ReturnIn, temporal: Any, repo: ReturnsRep
             customer=order.customer, address=found["address"], md_order=order.payment.md_order,
             currency=order.totals.currency, created_at=now, receipt_days=settings.return_receipt_days,
             inspection_reminder_hours=settings.return_inspection_reminder_hours,
-            delivery_policy=settings.return_delivery_refund,
+            delivery_policy=settings.return_delivery_refund, delivery=order.delivery,
+            exchange=ExchangeRequest(
+                pos_id=body.exchange.pos_id, sku=body.exchange.sku, name=replacement.name,
+                qty=next(l.qty for l in snap.lines if l.pos_id == body.exchange.pos_id), unit_price=replacement.price,
+            ) if body.exchange is not None and replacement is not None else None,
         )
         try:
             await temporal.start_workflow(ReturnWorkflow.run, inp, id=return_workflow_id(return_id),

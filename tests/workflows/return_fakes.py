@@ -11,18 +11,25 @@ from typing import Any, Callable
 from temporalio import activity
 
 from models.order import OrderLine
+from models.stock import Availability, LocationInfo, StockView
 from models.refunds import refund_return
 from models.returns import RefundClaim, RefundView, RestockRequest, ReturnSnapshot, paid_lines, refund_view
 from models.steps import (
     BookedShipment,
+    CaptureRequest,
     CustomerNotice,
     ErpMovement,
     LoyaltyReturnRequest,
     LoyaltyReturnResult,
     PosCancel,
+    PaymentRegistered,
     PosTaskRequest,
     RefundRequest,
+    RegisterPayment,
+    ReserveRequest,
+    SettleRequest,
     ShipmentBookingRequest,
+    StockViewRequest,
     StoreMessage,
     TrackingResult,
 )
@@ -52,6 +59,13 @@ class ReturnWorld:
     restocked: dict[str, tuple[str, str, int]] = field(default_factory=dict)  # key -> (sku, location, qty)
     erp_returns: dict[str, ErpMovement] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
+    stock: dict[tuple[str, str], int] = field(default_factory=dict)  # available per (sku, location)
+    held: dict[str, tuple[str, str, int]] = field(default_factory=dict)
+    released: list[str] = field(default_factory=list)
+    consumed: list[str] = field(default_factory=list)
+    payments: list[RegisterPayment] = field(default_factory=list)
+    captured: list[int] = field(default_factory=list)
+    sales: list[ErpMovement] = field(default_factory=list)
 
     def last(self) -> ReturnSnapshot:
         return self.snapshots[-1]
@@ -132,6 +146,53 @@ class ReturnWorld:
         async def notify_customer(n: CustomerNotice) -> None:
             w.notices.append(n.event)
 
-        return [create_pos_task, cancel_pos_task, notify_store, book_shipment, cancel_shipment, track_shipment,
+        @activity.defn(name="load_stock_view")
+        async def load_stock_view(req: StockViewRequest) -> StockView:
+            locs = {l for _, l in w.stock}
+            return StockView(
+                locations=[LocationInfo(id=l, name=l, kind="store", city="Москва", region="RU-MOW", lat=0, lon=0)
+                           for l in sorted(locs)],
+                available=[Availability(sku=s, location_id=l, on_hand=q, reserved=0, safety_stock=0, available=q)
+                           for (s, l), q in sorted(w.stock.items()) if s in req.skus])
+
+        @activity.defn(name="reserve_stock")
+        async def reserve_stock(req: ReserveRequest) -> None:
+            for a in req.allocations:
+                if a.key not in w.held:
+                    w.stock[(a.sku, a.location_id)] -= a.qty
+                    w.held[a.key] = (a.sku, a.location_id, a.qty)
+
+        @activity.defn(name="release_stock")
+        async def release_stock(req: SettleRequest) -> int:
+            for key in req.keys or []:
+                if key in w.held:
+                    sku, loc, qty = w.held.pop(key)
+                    w.stock[(sku, loc)] += qty
+                    w.released.append(key)
+            return 0
+
+        @activity.defn(name="consume_stock")
+        async def consume_stock(req: SettleRequest) -> int:
+            for key in req.keys or []:
+                if w.held.pop(key, None):
+                    w.consumed.append(key)
+            return 0
+
+        @activity.defn(name="post_sale")
+        async def post_sale(req: ErpMovement) -> None:
+            w.sales.append(req)
+
+        @activity.defn(name="register_payment")
+        async def register_payment(req: RegisterPayment) -> PaymentRegistered:
+            assert sum(l.amount for l in req.lines) == req.amount
+            w.payments.append(req)
+            return PaymentRegistered(md_order="md-x", form_url="http://bank/pay?mdOrder=md-x")
+
+        @activity.defn(name="capture_payment")
+        async def capture_payment(req: CaptureRequest) -> None:
+            w.captured.append(req.amount)
+
+        return [load_stock_view, reserve_stock, release_stock, consume_stock, post_sale, register_payment,
+                capture_payment, create_pos_task, cancel_pos_task, notify_store, book_shipment, cancel_shipment, track_shipment,
                 post_return_code, save_return, settle_return_refund, refund_payment, return_bonus, restock_return,
                 post_return, notify_customer]

@@ -4,6 +4,7 @@ each way back (in store, courier pickup, post) and each outcome (accepted, rejec
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from datetime import datetime, timezone
 from typing import Any
@@ -185,3 +186,97 @@ async def test_a_parcel_on_its_way_is_not_abandoned_at_the_deadline(ts_env: Any)
         await store_event(handle, "inspected", accepted=[LineRequest("SKU-1", 1)])
         assert await handle.result() == ReturnStatus.completed  # 82 polls × 6 h ≈ 20 days > 14
     assert not world.cancelled_bookings
+
+
+# --- exchange ---------------------------------------------------------------------------------------------
+from models.order import Delivery, DeliveryMethod, PaymentEvent  # noqa: E402
+from models.returns import ExchangeRequest  # noqa: E402
+from workflows.fulfillment import FulfillmentWorkflow  # noqa: E402
+
+
+def exchange_input(price: int) -> ReturnInput:
+    inp = return_input(ReturnMethod.in_store, [(1, 1)])
+    return dataclasses.replace(
+        inp, exchange=ExchangeRequest(pos_id=1, sku="SKU-1-L", name="Платье L", qty=1, unit_price=price),
+        delivery=Delivery(method=DeliveryMethod.courier, address=ADDRESS))
+
+
+async def start_exchange(env: Any, world: ReturnWorld, inp: ReturnInput) -> tuple[WorkflowHandle[Any, Any], Worker]:
+    queue = f"rq-{uuid.uuid4()}"
+    w = Worker(env.client, task_queue=queue, workflows=[ReturnWorkflow, FulfillmentWorkflow],
+               activities=world.activities())
+    handle = await env.client.start_workflow(ReturnWorkflow.run, inp, id=f"return-{inp.return_id}", task_queue=queue)
+    return handle, w
+
+
+async def deliver_replacement(env: Any, world: ReturnWorld, inp: ReturnInput) -> None:
+    sid = f"fulfillment-ORD1-{inp.return_id}"
+    for _ in range(200):
+        if any(t.task_id == f"{sid}:assemble" for t in world.pos_tasks):
+            break
+        await asyncio.sleep(0.05)
+    child = env.client.get_workflow_handle(sid)
+    await child.signal("pos_event", StoreEvent(event="assembled", task_id=f"{sid}:assemble"))
+    for _ in range(200):
+        if any(b.shipment_id == sid for b in world.bookings):
+            break
+        await asyncio.sleep(0.05)
+    await child.signal("courier_event", CourierEvent(status="delivered", code="DELIVERED"))
+
+
+async def test_exchange_same_price_ships_the_replacement_at_no_charge(ts_env: Any) -> None:
+    world = ReturnWorld(stock={("SKU-1-L", "MSK-001"): 2})
+    inp = exchange_input(ORDER_LINES[0].unit_price)
+    handle, worker = await start_exchange(ts_env, world, inp)
+    async with worker:
+        await wait_status(handle, ReturnStatus.awaiting_goods)
+        for _ in range(100):
+            if world.held:
+                break
+            await asyncio.sleep(0.05)
+        assert [v for v in world.held.values()] == [("SKU-1-L", "MSK-001", 1)]  # held from the start
+        await store_event(handle, "received")
+        await store_event(handle, "inspected", accepted=[LineRequest("SKU-1", 1)])
+        await deliver_replacement(ts_env, world, inp)
+        assert await handle.result() == ReturnStatus.completed
+    assert not world.bank_refunds and not world.payments and not world.loyalty_returns  # no money moves
+    assert world.restocked == {f"{handle.id}:1": ("SKU-1", "SPB-001", 1)}  # the returned dress is back on sale
+    assert len(world.consumed) == 1 and world.sales[0].items == [("SKU-1-L", 1)]  # the replacement was sold
+    snap = world.last()
+    assert snap.exchange is not None and snap.exchange.status == "delivered" and snap.exchange.difference == 0
+    assert snap.claims() == {1: 1}
+
+
+async def test_exchange_dearer_waits_for_the_difference_then_ships(ts_env: Any) -> None:
+    world = ReturnWorld(stock={("SKU-1-L", "MSK-001"): 1})
+    inp = exchange_input(ORDER_LINES[0].unit_price + 50_000)
+    handle, worker = await start_exchange(ts_env, world, inp)
+    async with worker:
+        await wait_status(handle, ReturnStatus.awaiting_goods)
+        await store_event(handle, "received")
+        await store_event(handle, "inspected", accepted=[LineRequest("SKU-1", 1)])
+        for _ in range(200):
+            if world.payments:
+                break
+            await asyncio.sleep(0.05)
+        assert world.payments[0].amount == 50_000 and world.payments[0].order_number == handle.id
+        await handle.signal(ReturnWorkflow.payment_event, PaymentEvent(md_order="md-x", operation="approved", success=True))
+        await deliver_replacement(ts_env, world, inp)
+        assert await handle.result() == ReturnStatus.completed
+    assert world.captured == [50_000] and not world.bank_refunds
+    assert "extra_payment" in world.notices
+
+
+async def test_exchange_not_paid_in_time_becomes_a_plain_return(ts_env: Any) -> None:
+    world = ReturnWorld(stock={("SKU-1-L", "MSK-001"): 1})
+    inp = exchange_input(ORDER_LINES[0].unit_price + 50_000)
+    handle, worker = await start_exchange(ts_env, world, inp)
+    async with worker:
+        await wait_status(handle, ReturnStatus.awaiting_goods)
+        await store_event(handle, "received")
+        await store_event(handle, "inspected", accepted=[LineRequest("SKU-1", 1)])
+        assert await handle.result() == ReturnStatus.completed  # the payment window passes
+    expected = refund_return(paid_lines(ORDER_LINES), {}, {1: 1}, delivery_paid=DELIVERY)
+    assert world.bank_refunds[f"{handle.id}:refund"].amount == expected.money_total
+    assert world.released and not world.held and world.stock[("SKU-1-L", "MSK-001")] == 1
+    assert world.last().exchange is not None and world.last().exchange.status == "declined"
