@@ -32,6 +32,8 @@ def configure_logging(fmt: str = "auto", level: str = "INFO") -> None:
         else structlog.processors.JSONRenderer(ensure_ascii=False)
     )
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper())
+    for noisy in ("httpx", "httpcore"):  # every request is already logged by adapters.http
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

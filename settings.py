@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     pickup_window_days: int = 3
     assembly_sla_ship_minutes: int = 120
     assembly_sla_pickup_minutes: int = 30
+    #: create the ERP sync schedules at worker start-up (the initial import runs regardless)
+    erp_sync_schedules: bool = True
     erp_sync_full_every_minutes: int = 60
     erp_sync_delta_every_seconds: int = 60
 

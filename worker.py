@@ -187,7 +187,7 @@ async def run_worker(settings: Settings | None = None) -> None:
             loop.add_signal_handler(sig, stop.set)
         log.info("worker.started", task_queue=settings.task_queue, temporal=settings.temporal_address)
         async with worker:
-            await bootstrap(client, settings)
+            await bootstrap(client, settings, schedules=settings.erp_sync_schedules)
             await stop.wait()
         log.info("worker.stopped")
 

@@ -272,7 +272,12 @@ class OrderWorkflow:
         md_order = self._payment.md_order
         if md_order is None or self._payment_event is not None:
             return
-        st = await call("payment_status", md_order, result_type=PaymentStatusResult)
+        try:
+            st = await call("payment_status", md_order, result_type=PaymentStatusResult,
+                            schedule_to_close=timedelta(minutes=1))
+        except STEP_FAILED as err:  # the bank does not know the order (yet): wait for the callback
+            self._event("payment_poll_failed", f"Банк не ответил на запрос статуса: {_message(err)}")
+            return
         if st.order_status in (1, 2):
             self._payment_event = PaymentEvent(md_order=md_order, operation="approved", success=True,
                                                amount=st.approved)
