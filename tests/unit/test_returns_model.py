@@ -32,6 +32,8 @@ from models.returns import (
     ReturnSnapshot,
     ReturnStatus,
     check_request,
+    ExchangeRequest,
+    exchange_difference,
     inspect,
     paid_lines,
     refund_bundle_lines,
@@ -106,7 +108,8 @@ def refused(o: OrderSnapshot, req: list[tuple[int, int]], others: list[ReturnSna
 
 def test_check_request_rules_name_the_field() -> None:
     lines = check_request(order(), [ReturnLineRequest(1, 2, "мал")], [], now=NOW, window_days=14)
-    assert lines == [ReturnLine(pos_id=1, sku="A", name="Платье", qty=2, reason="мал", unit_price=100_000)]
+    assert lines == [ReturnLine(pos_id=1, sku="A", name="Платье", qty=2, reason="мал", unit_price=100_000,
+                                line_qty=3, line_amount=300_000)]
     assert refused(order(status=ShipmentState.in_transit), [(1, 1)]).code == "not_delivered"
     assert refused(order(NOW - timedelta(days=15)), [(1, 1)]).code == "return_window_closed"
     e = refused(order(), [(2, 1), (9, 1)])
@@ -125,3 +128,13 @@ def test_inspection_accepts_at_most_what_came_and_rejects_the_rest() -> None:
     out = inspect(lines, [LineRequest("A", 5)], [{"sku": "B", "qty": 1, "reason": "брак"}])
     assert [(l.accepted, l.rejected, l.reject_reason) for l in out] == [(2, 0, ""), (0, 1, "брак")]
     assert RefundView(money=10, bonus=1, delivery=5).total == 15
+
+
+def test_exchange_difference_is_the_price_difference_and_never_refunds_more_than_was_paid() -> None:
+    line = ReturnLine(pos_id=1, sku="A", name="Платье", qty=2, unit_price=100_000, line_qty=2, line_amount=150_000)
+    swap = lambda price: exchange_difference(line, ExchangeRequest(pos_id=1, sku="A2", name="Платье L", qty=2,  # noqa: E731
+                                                                   unit_price=price))
+    assert swap(100_000) == 0  # same price: no extra charge, the discount stays with the replacement
+    assert swap(120_000) == 40_000
+    assert swap(90_000) == -20_000
+    assert swap(10_000) == -150_000  # cheaper than what was paid for the units: at most that comes back

@@ -9,6 +9,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
+import pytest
 from temporalio.client import WorkflowHandle
 from temporalio.worker import Worker
 
@@ -18,6 +19,21 @@ from models.refunds import refund_return
 from models.returns import ReturnInput, ReturnLine, ReturnMethod, ReturnStatus, paid_lines
 from models.stock import LocationInfo
 from workflows.returns import ReturnWorkflow
+
+@pytest.fixture(scope="module")
+async def ts_env() -> Any:
+    """A time-skipping server of this module's own: workflows other tests leave waiting on timers
+    (with their workers gone) would otherwise stall time skipping here."""
+    from temporalio.contrib.pydantic import pydantic_data_converter
+    from temporalio.testing import WorkflowEnvironment
+
+    from conftest import venv_binary
+
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=venv_binary("temporal-test-server"), data_converter=pydantic_data_converter)
+    yield env
+    await env.shutdown()
+
 
 STORE = LocationInfo(id="SPB-001", name="Санкт-Петербург, Невский", kind="store", city="Санкт-Петербург",
                      region="RU-SPE", lat=59.93, lon=30.33)
