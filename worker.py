@@ -26,6 +26,7 @@ from activities.notify import NotifyActivities
 from activities.orders import ProjectionActivities
 from activities.payments import PaymentActivities
 from activities.pos import PosActivities
+from activities.returns import ReturnActivities
 from activities.stock import StockActivities
 from activities.tasks import TaskActivities
 from adapters.acquiring import AcquiringClient
@@ -40,14 +41,16 @@ from adapters.orders_repo import OrdersRepo
 from adapters.pos import PosClient
 from adapters.tasks_repo import TasksRepo
 from observability import make_activity_interceptor, serve_metrics, tracing_interceptors, worker_runtime
+from adapters.returns_repo import ReturnsRepo
 from settings import Settings, get_settings
 from workflows.erp_sync import ErpStockSyncWorkflow
 from workflows.fulfillment import FulfillmentWorkflow
 from workflows.order import OrderWorkflow
+from workflows.returns import ReturnWorkflow
 
 log = structlog.get_logger("worker")
 
-WORKFLOWS: list[type] = [OrderWorkflow, FulfillmentWorkflow, ErpStockSyncWorkflow]
+WORKFLOWS: list[type] = [OrderWorkflow, FulfillmentWorkflow, ErpStockSyncWorkflow, ReturnWorkflow]
 
 
 @dataclass
@@ -88,17 +91,20 @@ async def wiring(settings: Settings, engine: AsyncEngine | None = None) -> Async
         notify = NotifyActivities(NotificationClient(http(settings.notify_url), token=settings.notify_token))
         pos = PosActivities(PosClient(http(settings.pos_url), token=settings.pos_token),
                             callback_url=f"{public}/callbacks/pos")
-        couriers = CourierActivities(CourierRegistry([
+        courier_registry = CourierRegistry([
             CdekClient(http(settings.cdek_url), client_id=settings.cdek_client_id,
                        client_secret=settings.cdek_client_secret),
             RussianPostClient(http(settings.post_url), token=settings.post_token,
                               login=settings.post_login, password=settings.post_password),
-        ]))
+        ])
+        couriers = CourierActivities(courier_registry)
+        returns = ReturnActivities(ReturnsRepo(engine), ledger, courier_registry)
         erp = ErpActivities(ErpClient(http(settings.erp_url), user=settings.erp_user, password=settings.erp_password),
                             catalog, ledger, engine, currency=settings.currency)
         tasks = TaskActivities(TasksRepo(engine))
         local_acts = [stock.load_stock_view, stock.reserve_stock, stock.release_stock, stock.consume_stock,
-                      projection.save_order]
+                      projection.save_order, returns.save_return, returns.settle_return_refund,
+                      returns.restock_return]
         acts = [
             payments.register_payment, payments.payment_status, payments.capture_payment,
             payments.reverse_payment, payments.refund_payment,
@@ -110,6 +116,7 @@ async def wiring(settings: Settings, engine: AsyncEngine | None = None) -> Async
             erp.export_order, erp.post_sale, erp.post_return, erp.import_locations, erp.import_products,
             erp.import_prices, erp.import_stock_full, erp.import_stock_delta,
             tasks.open_task, tasks.reassign_task, tasks.close_task,
+            returns.post_return_code,
         ]
         yield Wiring(engine=engine, activities=acts, local_activities=local_acts)
 

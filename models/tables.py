@@ -173,3 +173,32 @@ class TaskRow(SQLModel, table=True):
     status: str = Field(default="open", max_length=16)
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
+
+
+class ReturnRow(SQLModel, table=True):
+    """A return: the projection ``GET /v1/returns/{id}`` reads, and what each return holds
+    against its order's lines (``snapshot``), checked under a lock on the order's row.
+    ``refund`` is written once, when the refund is computed (``adapters.returns_repo``)."""
+
+    __tablename__ = "returns"
+
+    return_id: str = Field(primary_key=True, max_length=40)
+    order_id: str = Field(index=True, max_length=40)
+    status: str = Field(max_length=24)
+    method: str = Field(max_length=24)
+    location_id: str = Field(max_length=32)
+    version: int = 0
+    snapshot: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+    refund: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class Restock(SQLModel, table=True):
+    """Goods put back on hand (a return accepted at a location), one row per key: a repeat changes nothing."""
+
+    key: str = Field(primary_key=True, max_length=200)
+    sku: str = Field(max_length=64)
+    location_id: str = Field(max_length=32)
+    qty: int
+    created_at: datetime = _ts()

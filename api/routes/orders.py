@@ -21,6 +21,7 @@ from adapters.catalog import CatalogRepo
 from adapters.delivery import DeliveryRepo
 from adapters.ledger import Ledger
 from adapters.orders_repo import phone_hash, snapshot_to_json
+from adapters.returns_repo import ReturnsRepo
 from api.deps import CatalogDep, IdempotencyDep, LedgerDep, OrdersDep, SettingsDep, TemporalDep
 from api.errors import ApiError
 from api.routes.delivery import priced_delivery
@@ -199,7 +200,16 @@ async def get_order(order_id: str, orders: OrdersDep, temporal: TemporalDep) -> 
     snapshot = await orders.get(order_id)
     if snapshot is None:
         raise ApiError(404, "not_found", f"order_id: no order {order_id}", field="order_id")
-    return snapshot_to_json(snapshot)
+    from api.routes.returns import order_returns  # returns live in their own table (the order may be closed)
+
+    body = snapshot_to_json(snapshot)
+    extra = await order_returns(ReturnsRepo(orders.engine), order_id)
+    body.update(extra)
+    if extra["refunded"]["money"]:
+        body["payment"]["refunded"] = extra["refunded"]["money"]
+        body["payment"]["state"] = ("refunded" if extra["refunded"]["money"] >= snapshot.payment.captured
+                                    else "partially_refunded")
+    return body
 
 
 @router.get("", response_model=Page)
