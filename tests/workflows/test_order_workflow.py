@@ -182,6 +182,7 @@ async def test_stock_moved_meanwhile_is_resourced_once(ts_env: Any) -> None:
         placement = await handle.execute_update(OrderWorkflow.placement)
         assert placement.status == OrderStatus.awaiting_payment
         snapshot = await handle.query(OrderWorkflow.snapshot)
+        await handle.terminate("test over")  # leave no timers behind on the shared time-skipping server
     assert [s.location_id for s in snapshot.shipments] == ["WH-ONLINE"]
     assert any(e.kind == "resourcing" for e in snapshot.timeline)
     assert world.calls["reserve_stock"] == 2
