@@ -1,20 +1,26 @@
 """Golden histories: every workflow type and path, recorded once, replayed against the current code.
 
-``ORKESTR_REFRESH_HISTORIES=1`` (``make histories``) runs each scenario on the time-skipping server with
-the stand-in activities (tests/workflows/fakes.py, tooling_fakes.py) and saves the histories as JSON
-under tests/histories/. Every test run replays all of them: a change to a workflow that would break
-orders already running fails here, naming the file and the workflow.
+``ORKESTR_REFRESH_HISTORIES=1`` (``make histories``) runs each scenario on a time-skipping server with
+the stand-in activities (tests/workflows/fakes.py, tooling_fakes.py, return_fakes.py, people_fakes.py)
+and saves the histories as JSON under tests/histories/ as ``<scenario>__<workflow id>.json``. Every
+test run replays all of them: a change to a workflow that would break orders, returns or shipments
+already running fails here, naming the file and the workflow.
+
+The return and operator (people in the loop) scenarios drive the workflows with the helpers of
+test_return_workflow.py and test_people_workflow.py, so a golden path is the same path those tests check.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -26,28 +32,42 @@ from temporalio.worker import Replayer, Worker
 from fakes import World
 from models.order import (
     Address,
+    CancelRequest,
     CatalogLine,
     Channel,
     CourierEvent,
     Customer,
     Delivery,
     DeliveryMethod,
+    LineRequest,
     OrderInput,
     OrderStatus,
     PaymentEvent,
     StoreEvent,
 )
 from models.recovery import RetryRequest
+from models.returns import ReturnInput, ReturnMethod, ReturnStatus
+from models.tasks import SubstituteOffer, TaskAction, TaskDecision
+from people_fakes import PeopleWorld
+from return_fakes import ORDER_LINES, ReturnWorld
+from test_people_workflow import Run, _shortage_task
+from test_return_workflow import deliver_replacement, exchange_input, return_input, store_event, wait_status
 from tooling_fakes import erp_imports, refusing
+from worker import WORKFLOWS as RUNNING_WORKFLOWS
 from workflows import search
 from workflows.erp_sync import ErpStockSyncWorkflow, SyncInput
 from workflows.fulfillment import FulfillmentWorkflow
 from workflows.order import OrderWorkflow
+from workflows.returns import ReturnWorkflow
 
 ROOT = Path(__file__).resolve().parents[2]
 HISTORIES = ROOT / "tests" / "histories"
 REFRESH = os.environ.get("ORKESTR_REFRESH_HISTORIES") == "1"
-WORKFLOWS = [OrderWorkflow, FulfillmentWorkflow, ErpStockSyncWorkflow]
+#: every workflow type the worker runs (worker.WORKFLOWS): the replayer needs each type that appears in a
+#: history (ReturnWorkflow starts FulfillmentWorkflow children for exchanges), and every one of them must
+#: have golden histories. The mixins (OrderChanges, AssemblyEscalation, Recovery, TaskBoard) are parts of
+#: these classes, not workflow types of their own.
+WORKFLOWS: list[type] = list(RUNNING_WORKFLOWS)
 ADDRESS = Address(region="RU-MOW", city="Москва", line="ул. Тверская, 1", postcode="125009")
 HOW_TO_REFRESH = ("If the change is deliberate, guard it with workflow.patched(...) so running workflows keep "
                   "their old path, or, if no workflow of the old shape can still be running, run `make histories` "
@@ -213,6 +233,156 @@ async def scenario_erp_sync(env: Any, queue: str) -> Any:
 
     return World(), erp_imports(), drive
 
+# --------------------------------------------------------------------------------------------- returns
+# the paths of test_return_workflow.py, with fixed return ids (file names stay put when regenerated)
+
+async def _start_return(env: Any, inp: ReturnInput, queue: str) -> Any:
+    return await env.client.start_workflow(ReturnWorkflow.run, inp, id=f"return-{inp.return_id}", task_queue=queue)
+
+
+def _return_scenario(inp: ReturnInput, new_world: Callable[[], ReturnWorld],
+                     steps: Callable[[Any, Any, ReturnWorld], Awaitable[None]], expected: ReturnStatus,
+                     extra_ids: tuple[str, ...] = ()) -> Callable[[Any, str], Awaitable[Any]]:
+    async def scenario(env: Any, queue: str) -> Any:
+        world = new_world()
+
+        async def drive() -> list[str]:
+            handle = await _start_return(env, inp, queue)
+            await steps(env, handle, world)
+            assert await handle.result() == expected
+            return [handle.id, *extra_ids]
+
+        return world, world.activities(), drive
+
+    return scenario
+
+
+async def _in_store_accepted(env: Any, handle: Any, world: ReturnWorld) -> None:
+    await wait_status(handle, ReturnStatus.awaiting_goods)
+    await store_event(handle, "received")
+    await wait_status(handle, ReturnStatus.received)
+    await store_event(handle, "inspected", accepted=[LineRequest("SKU-1", 2), LineRequest("SKU-2", 1)])
+
+
+async def _courier_partly_rejected(env: Any, handle: Any, world: ReturnWorld) -> None:
+    await wait_status(handle, ReturnStatus.awaiting_goods)
+    await handle.signal(ReturnWorkflow.courier_event, CourierEvent(status="handed_over", code="TAKEN_BY_COURIER"))
+    await wait_status(handle, ReturnStatus.in_transit)
+    await handle.signal(ReturnWorkflow.courier_event, CourierEvent(status="delivered", code="DELIVERED"))
+    await wait_status(handle, ReturnStatus.received)
+    await store_event(handle, "inspected", accepted=[LineRequest("SKU-1", 1)],
+                      rejected=[{"sku": "SKU-1", "qty": 1, "reason": "следы носки"}])
+
+
+async def _post(env: Any, handle: Any, world: ReturnWorld) -> None:
+    await wait_status(handle, ReturnStatus.awaiting_goods)
+    await store_event(handle, "inspected", accepted=[LineRequest("SKU-2", 1)])  # the parcel arrives by polling
+
+
+async def _nothing(env: Any, handle: Any, world: ReturnWorld) -> None:
+    """Nobody brings anything: the receipt window (14 days) passes on the skipping clock."""
+
+
+GOLD_EXCHANGE = dataclasses.replace(exchange_input(ORDER_LINES[0].unit_price), return_id="GOLD-EXCH")
+
+
+async def _exchange_same_price(env: Any, handle: Any, world: ReturnWorld) -> None:
+    await wait_status(handle, ReturnStatus.awaiting_goods)
+    await store_event(handle, "received")
+    await store_event(handle, "inspected", accepted=[LineRequest("SKU-1", 1)])
+    await deliver_replacement(env, world, GOLD_EXCHANGE)
+
+
+scenario_return_in_store_accepted = _return_scenario(
+    return_input(ReturnMethod.in_store, [(1, 2), (2, 1)], rid="GOLD-INSTORE"), ReturnWorld,
+    _in_store_accepted, ReturnStatus.completed)
+scenario_return_courier_partly_rejected = _return_scenario(
+    return_input(ReturnMethod.courier_pickup, [(1, 2)], rid="GOLD-COURIER"), ReturnWorld,
+    _courier_partly_rejected, ReturnStatus.completed)
+scenario_return_post = _return_scenario(
+    return_input(ReturnMethod.post, [(2, 1)], rid="GOLD-POST"),
+    lambda: ReturnWorld(tracking=["created", "handed_over", "in_transit", "delivered"]), _post,
+    ReturnStatus.completed)
+scenario_return_abandoned = _return_scenario(
+    return_input(ReturnMethod.in_store, [(1, 1)], rid="GOLD-ABANDONED"), ReturnWorld,
+    _nothing, ReturnStatus.abandoned)
+scenario_return_exchange_same_price = _return_scenario(
+    GOLD_EXCHANGE, lambda: ReturnWorld(stock={("SKU-1-L", "MSK-001"): 2}), _exchange_same_price,
+    ReturnStatus.completed, extra_ids=(f"fulfillment-{GOLD_EXCHANGE.order_id}-{GOLD_EXCHANGE.return_id}",))
+
+
+# --------------------------------------------------------------------------------------------- operators
+# the people-in-the-loop paths of test_people_workflow.py (issue 5), driven with its Run helper
+
+def _people_scenario(order_id: str, stock: dict[tuple[str, str], int], lines: list[tuple[str, int, int]],
+                     steps: Callable[[Run], Awaitable[None]], expected: OrderStatus,
+                     bonus: int = 0) -> Callable[[Any, str], Awaitable[Any]]:
+    async def scenario(env: Any, queue: str) -> Any:
+        world = PeopleWorld(stock=dict(stock))
+        inp = order_input(order_id, lines, bonus=bonus)
+
+        async def drive() -> list[str]:
+            handle = await _start_order(env, world, inp, queue)
+            await steps(Run(env, world, handle, order_id))
+            assert await handle.result() == expected
+            return [f"order-{order_id}", f"fulfillment-{order_id}-1"]
+
+        return world, world.activities(), drive
+
+    return scenario
+
+
+async def _escalated_to_resourcing(r: Run) -> None:
+    await r.pay_and_wait_assembly()
+    await r.env.sleep(timedelta(minutes=121))  # the SLA passed: the store is reminded
+    await r.until(lambda: r.world.store_messages, "a POS reminder")
+    await r.env.sleep(timedelta(minutes=60))  # the supervisor is asked
+    await r.until(lambda: r.world.task_of("assembly_late"), "the supervisor task")
+    await r.env.sleep(timedelta(minutes=60))  # nobody answered: the shipment moves to the warehouse
+    await r.until(lambda: len(r.world.pos_tasks) == 2, "the POS task at the warehouse")
+    assert r.world.pos_tasks[1].location_id == "WH-ONLINE"
+    assert await r.deliver() == OrderStatus.completed
+
+
+async def _substitution_accepted(r: Run) -> None:
+    task = await _shortage_task(r)
+    await r.complete(r.handle, TaskDecision(
+        task_id=task.spec.task_id, action=TaskAction.substitute, sku="SKU-2", by="op-msk-volkova",
+        offer=SubstituteOffer("SKU-2", "Ремень", 99_000, available=3)))
+    await r.until(lambda: any("положите SKU-2" in m.text for m in r.world.store_messages), "the store told")
+    assert await r.deliver() == OrderStatus.completed
+
+
+async def _substitution_timed_out(r: Run) -> None:
+    task = await _shortage_task(r)
+    await r.env.sleep(timedelta(minutes=31))  # half the deadline: the next operator gets it
+    await r.until(lambda: r.world.tasks[task.spec.task_id].reassigned == 1, "the reassignment")
+    await r.env.sleep(timedelta(minutes=30))  # the deadline: the missing unit is removed
+    await r.until(lambda: r.world.tasks[task.spec.task_id].status == "expired", "the default decision")
+    assert r.world.tasks[task.spec.task_id].result["action"] == "remove"
+    await r.until(lambda: any("уберите SKU-1" in m.text for m in r.world.store_messages), "the store told")
+    assert await r.deliver() == OrderStatus.completed
+
+
+async def _cancel_while_assembling(r: Run) -> None:
+    await r.pay_and_wait_assembly()
+    status = await r.handle.execute_update(OrderWorkflow.cancel, CancelRequest(reason="передумала"))
+    assert status == OrderStatus.cancelled
+
+
+scenario_people_escalated_to_resourcing = _people_scenario(
+    "GOLD-ESCALATED", {("SKU-1", "MSK-001"): 1, ("SKU-1", "WH-ONLINE"): 2}, [("SKU-1", 1, 150_000)],
+    _escalated_to_resourcing, OrderStatus.completed)
+scenario_people_substitution_accepted = _people_scenario(
+    "GOLD-SUBST", {("SKU-1", "MSK-001"): 2, ("SKU-3", "MSK-001"): 1, ("SKU-2", "MSK-001"): 3},
+    [("SKU-1", 2, 150_000), ("SKU-3", 1, 50_000)], _substitution_accepted, OrderStatus.completed)
+scenario_people_substitution_timed_out = _people_scenario(
+    "GOLD-SUBSTTIMEOUT", {("SKU-1", "MSK-001"): 2, ("SKU-3", "MSK-001"): 1},
+    [("SKU-1", 2, 150_000), ("SKU-3", 1, 50_000)], _substitution_timed_out, OrderStatus.completed)
+scenario_people_cancel_while_assembling = _people_scenario(
+    "GOLD-CANCEL", {("SKU-1", "MSK-001"): 2, ("SKU-3", "MSK-001"): 1},
+    [("SKU-1", 2, 150_000), ("SKU-3", 1, 50_000)], _cancel_while_assembling, OrderStatus.cancelled, bonus=5_000)
+
 
 SCENARIOS = {
     "order_happy": scenario_order_happy,
@@ -222,26 +392,78 @@ SCENARIOS = {
     "order_erp_refused_then_retried": scenario_order_erp_refused_then_retried,
     "fulfillment_courier_refused_then_retried": scenario_fulfillment_courier_refused_then_retried,
     "erp_sync": scenario_erp_sync,
+    "return_in_store_accepted": scenario_return_in_store_accepted,
+    "return_courier_partly_rejected": scenario_return_courier_partly_rejected,
+    "return_post": scenario_return_post,
+    "return_abandoned": scenario_return_abandoned,
+    "return_exchange_same_price": scenario_return_exchange_same_price,
+    "people_escalated_to_resourcing": scenario_people_escalated_to_resourcing,
+    "people_substitution_accepted": scenario_people_substitution_accepted,
+    "people_substitution_timed_out": scenario_people_substitution_timed_out,
+    "people_cancel_while_assembling": scenario_people_cancel_while_assembling,
 }
+
+
+@pytest.fixture(scope="module")
+async def golden_env() -> Any:
+    """A time-skipping server of the generator's own (only under `make histories`): nothing other test
+    modules left waiting can stall the clock the return and operator scenarios skip (days, hours)."""
+    from temporalio.testing import WorkflowEnvironment
+
+    from conftest import venv_binary
+
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=venv_binary("temporal-test-server"), data_converter=pydantic_data_converter)
+    yield env
+    await env.shutdown()
 
 
 @pytest.mark.skipif(not REFRESH, reason="set ORKESTR_REFRESH_HISTORIES=1 (make histories) to regenerate")
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
-async def test_generate_history(ts_env: Any, scenario: str) -> None:
+async def test_generate_history(golden_env: Any, scenario: str) -> None:
     from adapters.history import ensure_search_attributes
 
+    ts_env = golden_env
     await ensure_search_attributes(ts_env.client)
     queue = f"golden-{uuid.uuid4()}"
     world, activities, drive = await SCENARIOS[scenario](ts_env, queue)
     async with Worker(ts_env.client, task_queue=queue, workflows=WORKFLOWS, activities=activities):
         ids = await drive()
+        for wf_id in ids:  # every recorded workflow has finished: its history is the whole path
+            desc = await ts_env.client.get_workflow_handle(wf_id).describe()
+            assert desc.status is not None and desc.status.name != "RUNNING", f"{wf_id} is still running"
     HISTORIES.mkdir(parents=True, exist_ok=True)
     for old in HISTORIES.glob(f"{scenario}__*.json"):
         old.unlink()
     for wf_id in ids:
-        history = await ts_env.client.get_workflow_handle(wf_id).fetch_history()
-        data = json.loads(history.to_json())
-        (HISTORIES / f"{scenario}__{wf_id}.json").write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n")
+        runs = await runs_of(ts_env.client, wf_id)
+        for n, history in enumerate(runs, start=1):
+            name = f"{scenario}__{wf_id}.json" if n == len(runs) else f"{scenario}__run{n}__{wf_id}.json"
+            data = json.loads(history.to_json())
+            (HISTORIES / name).write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n")
+
+
+async def runs_of(client: Any, wf_id: str) -> list[WorkflowHistory]:
+    """Every run of a workflow id, the first first: a shipment moved to another location (escalation,
+    substitution) continues as new, and the path worth keeping is in the earlier runs. The last run is
+    saved as ``<scenario>__<id>.json``, the earlier ones as ``<scenario>__run<n>__<id>.json``."""
+    runs: list[WorkflowHistory] = []
+    run_id: str | None = None
+    for _ in range(20):
+        history = await client.get_workflow_handle(wf_id, run_id=run_id).fetch_history()
+        runs.insert(0, history)
+        run_id = history.events[0].workflow_execution_started_event_attributes.continued_execution_run_id
+        if not run_id:
+            return runs
+    raise AssertionError(f"{wf_id}: more than 20 runs")
+
+
+def why(failure: BaseException) -> str:
+    """The SDK's own sentence (e.g. "Nondeterminism error: Activity type of scheduled event 'return_bonus' does
+    not match activity type of activity command 'post_return'") out of the core's debug dump."""
+    text = str(failure)
+    found = re.search(r'message: "((?:[^"\\]|\\.)*)"', text)
+    return found.group(1) if found else text
 
 
 def golden_files() -> list[Path]:
@@ -249,29 +471,45 @@ def golden_files() -> list[Path]:
 
 
 def workflow_id_of(path: Path) -> str:
-    return path.stem.split("__", 1)[1]
+    return path.stem.split("__")[-1]  # <scenario>__<id> or <scenario>__run<n>__<id> (as `orkestr replay --file`)
+
+
+def workflow_type_of(path: Path) -> str:
+    first = json.loads(path.read_text())["events"][0]
+    return first.get("workflowExecutionStartedEventAttributes", {}).get("workflowType", {}).get("name", "?")
+
+
+def registered_types() -> set[str]:
+    return {getattr(w, "__temporal_workflow_definition").name for w in WORKFLOWS}
 
 
 def test_every_workflow_type_has_golden_histories() -> None:
-    types = set()
-    for path in golden_files():
-        first = json.loads(path.read_text())["events"][0]
-        attrs = first.get("workflowExecutionStartedEventAttributes", {})
-        types.add(attrs.get("workflowType", {}).get("name"))
-    assert {"OrderWorkflow", "FulfillmentWorkflow", "ErpStockSyncWorkflow"} <= types, \
-        f"tests/histories/ lacks some workflow types (found {sorted(t for t in types if t)}): run `make histories`"
+    types = {workflow_type_of(p) for p in golden_files()}
+    missing = registered_types() - types
+    assert not missing, (f"tests/histories/ has no history of {sorted(missing)} (the worker runs it): add its paths "
+                         f"to SCENARIOS in {Path(__file__).name} and run `make histories`")
+    assert {"OrderWorkflow", "FulfillmentWorkflow", "ErpStockSyncWorkflow", "ReturnWorkflow"} <= types
+
+
+def test_every_scenario_has_its_histories() -> None:
+    recorded = {p.stem.split("__", 1)[0] for p in golden_files()}
+    missing = sorted(set(SCENARIOS) - recorded)
+    assert not missing, f"no golden history for scenario(s) {missing}: run `make histories` and commit tests/histories/"
 
 
 @pytest.mark.parametrize("path", golden_files(), ids=lambda p: p.name)
 async def test_golden_history_replays(path: Path) -> None:
+    wf_type = workflow_type_of(path)
+    if wf_type not in registered_types():
+        pytest.fail(f"{path.relative_to(ROOT)}: workflow type {wf_type} is not registered with the worker "
+                    f"(worker.WORKFLOWS): a history of it cannot be replayed, and running ones would be stuck",
+                    pytrace=False)
     history = WorkflowHistory.from_json(workflow_id_of(path), path.read_text())
     replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     if result.replay_failure is not None:
-        first = json.loads(path.read_text())["events"][0]
-        wf_type = first["workflowExecutionStartedEventAttributes"]["workflowType"]["name"]
         pytest.fail(f"{path.relative_to(ROOT)}: {wf_type} ({workflow_id_of(path)}) no longer replays against the "
-                    f"current code: {result.replay_failure}\n{HOW_TO_REFRESH}", pytrace=False)
+                    f"current code: {why(result.replay_failure)}\n{HOW_TO_REFRESH}", pytrace=False)
 
 
 # --------------------------------------------------------------------------------------------- orkestr replay
