@@ -18,6 +18,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from adapters.orders_repo import OrdersRepo
 from adapters.returns_repo import OrderNotFound, ReturnsRepo, return_to_json
 from adapters.catalog import CatalogRepo
 from api.deps import CatalogDep, EngineDep, IdempotencyDep, LedgerDep, SettingsDep, TemporalDep
@@ -145,6 +146,14 @@ async def _create(order_id: str, body: ReturnIn, temporal: Any, repo: ReturnsRep
         raise ApiError(404, "not_found", f"order_id: no order {order_id}", field="order_id") from err
     except ReturnRefused as err:
         raise ApiError(err.status, err.code, err.message, field=err.field, order_id=order_id) from err
+    if not created and snap.status == ReturnStatus.registered and snap.version == 0:
+        # an earlier request with this key saved the return but may have died before starting its
+        # workflow: start it now (a running one is left alone), so a retry never leaves it orphaned
+        order_again = await OrdersRepo(repo.engine).get(order_id)
+        if order_again is not None:
+            found.update(order=order_again, location=by_id[snap.location_id],
+                         address=Address(**body.address.model_dump()) if body.address else order_again.delivery.address)
+            created = True
     if created:
         order: OrderSnapshot = found["order"]
         inp = ReturnInput(

@@ -154,3 +154,33 @@ async def test_return_refusals_name_the_field(stack: Any) -> None:
     r = await stack.api.post("/v1/orders/NOPE/returns", json=ok)
     assert r.status_code == 404
     assert (await stack.api.get("/v1/returns/RNOPE")).status_code == 404
+
+
+async def test_a_return_saved_by_a_request_that_died_is_started_by_its_retry(stack: Any) -> None:
+    """The API saved the return, then died before starting its workflow: the client's retry with the
+    same Idempotency-Key must start it, not answer 201 for a return nothing will ever process."""
+    from adapters.catalog import CatalogRepo
+    from adapters.ledger import Ledger
+    from adapters.returns_repo import ReturnsRepo
+    from api.routes.returns import ReturnIn, _create, new_return_id
+
+    class Crash(Exception):
+        pass
+
+    class DyingTemporal:
+        async def start_workflow(self, *args: Any, **kwargs: Any) -> None:
+            raise Crash("the API process died here")
+
+    sku = await fresh_sku(stack, {"MSK-003": 1})
+    order = await delivered_order(stack, [(sku, 1)], phone=next_phone(), bonus=0)
+    order_id = order["order_id"]
+    body = {"lines": [{"pos_id": 1, "qty": 1, "reason": "не подошёл размер"}], "method": "in_store", "store_id": "MSK-001"}
+    key = f"died-{order_id}"
+    with pytest.raises(Crash):
+        await _create(order_id, ReturnIn.model_validate(body), DyingTemporal(), ReturnsRepo(stack.engine),
+                      await Ledger(stack.engine).locations(), CatalogRepo(stack.engine), stack.settings, key)
+    r = await stack.api.post(f"/v1/orders/{order_id}/returns", json=body, headers={"Idempotency-Key": key})
+    assert r.status_code == 201, r.text
+    assert r.json()["return_id"] == new_return_id(order_id, key)  # the same return, not a second one
+    task = await task_for(stack, "MSK-001", order_id, kind="receive_return")  # its workflow runs now
+    assert task["task_id"].startswith(f"return-{r.json()['return_id']}")
