@@ -68,3 +68,18 @@ async def local(name: str, arg: Any = None, *, result_type: type[T] | None = Non
         schedule_to_close_timeout=timedelta(minutes=10),
         retry_policy=RETRY,
     )
+
+
+async def signal_workflow(workflow_id: str, signal: str, arg: Any) -> bool:
+    """Signal a parent or child; one that has already finished (a child done, an order closed) is
+    not an error for the sender. Returns whether the signal was delivered."""
+    from temporalio.exceptions import ApplicationError
+
+    try:
+        await workflow.get_external_workflow_handle(workflow_id).signal(signal, arg)
+    except ApplicationError as err:
+        if err.type == "ExternalWorkflowExecutionNotFound" or "not found" in err.message:
+            workflow.logger.info("signal %s to %s not delivered: it has finished", signal, workflow_id)
+            return False
+        raise
+    return True

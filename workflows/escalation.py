@@ -45,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
         TaskSpec,
     )
 
-from workflows.common import call, local
+from workflows.common import call, local, signal_workflow
 from workflows.human import TaskBoard
 
 MIN_STEP = timedelta(minutes=15)
@@ -202,7 +202,7 @@ class AssemblyEscalation:
             await self._report(ShipmentState.assembling,  # type: ignore[attr-defined]
                                f"Решение {by}: отменить заказ", escalation="cancel")
             self._cancel = req
-            await workflow.get_external_workflow_handle(inp.parent_id).signal("cancel_order", req)
+            await signal_workflow(inp.parent_id, "cancel_order", req)
 
     async def _resource_or_ask(self, reason: str) -> None:
         inp, lad = self._inp, self._ladder
@@ -228,7 +228,7 @@ class AssemblyEscalation:
         if getattr(inp, "auto_resource", True) and await self._resource(f"нехватка {sku} × {missing}", quiet=True):
             return  # continued as new
         lad.awaiting_revision, lad.next_at = True, None  # no store reminders while the customer is asked
-        await workflow.get_external_workflow_handle(inp.parent_id).signal("shortage_reported", ShortageReport(
+        await signal_workflow(inp.parent_id, "shortage_reported", ShortageReport(
             shipment_id=inp.shipment_id, location_id=inp.location.id, sku=sku, missing_qty=missing,
             lines=list(inp.lines), reservation_keys=list(inp.reservation_keys), pos_task_id=self._task_id))  # type: ignore[attr-defined]
 

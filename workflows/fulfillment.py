@@ -45,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from models.recovery import ParkedStep, RetryRequest
 
 from workflows import search
-from workflows.common import call, local
+from workflows.common import call, local, signal_workflow
 from workflows.escalation import AssemblyEscalation
 from workflows.recovery import Recovery, StepAbandoned
 
@@ -248,7 +248,7 @@ class FulfillmentWorkflow(AssemblyEscalation):
 
     async def _parked(self, parked: ParkedStep) -> None:
         search.upsert("on_hold")
-        await workflow.get_external_workflow_handle(self._inp.parent_id).signal("step_parked", parked)
+        await signal_workflow(self._inp.parent_id, "step_parked", parked)
 
     async def _resumed(self, parked: ParkedStep, req: RetryRequest) -> None:
         search.upsert(self._state.value)
@@ -274,8 +274,7 @@ class FulfillmentWorkflow(AssemblyEscalation):
     async def _report(self, state: ShipmentState, message: str, at: datetime | None = None, **data: object) -> None:
         search.upsert(state.value)
         b = self._booking
-        await workflow.get_external_workflow_handle(self._inp.parent_id).signal(
-            "shipment_update",
+        await signal_workflow(self._inp.parent_id, "shipment_update",
             ShipmentUpdate(shipment_id=self._inp.shipment_id, status=state, message=message,
                            carrier=b.carrier if b else None, tracking_number=b.tracking_number if b else None,
                            external_id=b.external_id if b else None, at=at or workflow.now(), data=dict(data)))

@@ -76,7 +76,7 @@ with workflow.unsafe.imports_passed_through():
     from models.recovery import ParkedStep, RetryOutcome, RetryRequest
 
 from workflows import search
-from workflows.common import call, local
+from workflows.common import call, local, signal_workflow
 from workflows.order_changes import OrderChanges
 from workflows.recovery import Recovery, StepAbandoned
 
@@ -454,7 +454,7 @@ class OrderWorkflow(OrderChanges):
         self._cancel = req
         self._event("cancel_requested", f"Запрошена отмена ({req.by}): {req.reason}")
         for handle in getattr(self, "_children", []):
-            await workflow.get_external_workflow_handle(handle.id).signal("cancel", req)
+            await signal_workflow(handle.id, "cancel", req)
         await workflow.wait_condition(lambda: self._status.is_final)
         return self._status
 
@@ -478,7 +478,7 @@ class OrderWorkflow(OrderChanges):
         if self._recovery.resume(req):
             resumed.append(f"{workflow.info().workflow_id}:{self._recovery.parked.step}")  # type: ignore[union-attr]
         for wf_id, parked in list(self._parked_children.items()):
-            await workflow.get_external_workflow_handle(wf_id).signal("retry", req)
+            await signal_workflow(wf_id, "retry", req)
             resumed.append(f"{wf_id}:{parked.step}")
             self._event("retry_requested", f"Оператор {req.by} повторяет шаг {parked.step} ({wf_id})"
                         f"{': ' + req.note if req.note else ''}", by=req.by, step=parked.step, shipment_id=wf_id)

@@ -65,7 +65,7 @@ with workflow.unsafe.imports_passed_through():
         TaskSpec,
     )
 
-from workflows.common import call, local
+from workflows.common import call, local, signal_workflow
 from workflows.human import TaskBoard, invalid
 
 #: how long an operator has to agree a substitution with the customer (then: remove the line)
@@ -160,7 +160,7 @@ class OrderChanges:
             revision = await self._await_extra_payment(rep, line, revision)
         await s._save()
         if revision is not None and s._cancel is None:
-            await workflow.get_external_workflow_handle(rep.shipment_id).signal("revise", revision)
+            await signal_workflow(rep.shipment_id, "revise", revision)
 
     async def _apply_substitution(self, rep: ShortageReport, line: OrderLine,
                                   d: TaskDecision) -> tuple[TaskOutcome, ShipmentRevision | None]:
@@ -381,7 +381,7 @@ class OrderChanges:
         s._cancel = req
         s._event("cancel_requested", f"Запрошена отмена ({req.by}): {req.reason}")
         for handle in getattr(s, "_children", []):
-            await workflow.get_external_workflow_handle(handle.id).signal("cancel", req)
+            await signal_workflow(handle.id, "cancel", req)
 
     # ------------------------------------------------------------------ the operator's Update
     @workflow.update
