@@ -26,6 +26,7 @@ from activities.notify import NotifyActivities
 from activities.orders import ProjectionActivities
 from activities.payments import PaymentActivities
 from activities.pos import PosActivities
+from activities.reservations import ReservationActivities
 from activities.stock import StockActivities
 from adapters.acquiring import AcquiringClient
 from adapters.catalog import CatalogRepo
@@ -37,14 +38,16 @@ from adapters.loyalty import LoyaltyClient
 from adapters.notify import NotificationClient
 from adapters.orders_repo import OrdersRepo
 from adapters.pos import PosClient
+from adapters.reservations_repo import ReservationsRepo
 from settings import Settings, get_settings
 from workflows.erp_sync import ErpStockSyncWorkflow
 from workflows.fulfillment import FulfillmentWorkflow
 from workflows.order import OrderWorkflow
+from workflows.reservation import ReservationWorkflow
 
 log = structlog.get_logger("worker")
 
-WORKFLOWS: list[type] = [OrderWorkflow, FulfillmentWorkflow, ErpStockSyncWorkflow]
+WORKFLOWS: list[type] = [OrderWorkflow, FulfillmentWorkflow, ErpStockSyncWorkflow, ReservationWorkflow]
 
 
 @dataclass
@@ -95,6 +98,8 @@ async def wiring(settings: Settings, engine: AsyncEngine | None = None) -> Async
                             catalog, ledger, engine, currency=settings.currency)
         local_acts = [stock.load_stock_view, stock.reserve_stock, stock.release_stock, stock.consume_stock,
                       projection.save_order]
+        reservations = ReservationActivities(ReservationsRepo(engine), ledger)
+        local_acts += [reservations.save_reservation, reservations.settle_reservation]
         acts = [
             payments.register_payment, payments.payment_status, payments.capture_payment,
             payments.reverse_payment, payments.refund_payment,
