@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
+import pytest
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -74,3 +75,17 @@ class PickupWorld(World):
 
     def notice(self, event: str) -> tuple[str, datetime, dict[str, Any]] | None:
         return next((n for n in self.timed_notices if n[2]["event"] == event), None)
+
+
+@pytest.fixture(scope="module")
+async def own_ts_env() -> Any:
+    """A time-skipping server for one test module: a workflow another module left running (its
+    worker gone, an activity or timer pending) would stop time skipping on a shared server."""
+    from conftest import venv_binary
+    from temporalio.contrib.pydantic import pydantic_data_converter
+    from temporalio.testing import WorkflowEnvironment
+
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=venv_binary("temporal-test-server"), data_converter=pydantic_data_converter)
+    yield env
+    await env.shutdown()

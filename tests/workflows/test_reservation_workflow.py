@@ -14,7 +14,7 @@ from temporalio.worker import Worker
 from fakes import MSK
 from models.order import CancelRequest, Customer, LineRequest, OrderLine, StoreEvent
 from models.reservation import ReservationInput, ReservationStatus
-from pickup_fakes import PickupWorld
+from pickup_fakes import PickupWorld, own_ts_env as ts_env  # noqa: F401  (a time-skipping server of its own)
 from workflows.reservation import ReservationWorkflow
 
 CUSTOMER = Customer(phone="+79161234567", name="Анна", email="anna@example.ru")
