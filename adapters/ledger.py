@@ -79,7 +79,7 @@ _SETTLE_TAKEN = text(
         RETURNING old.sku, old.location_id, old.qty AS held, old.taken
     ), rest AS (
         INSERT INTO reservation (key, owner, sku, location_id, qty, status, created_at, updated_at)
-        SELECT old.key || ':rest', :owner, old.sku, old.location_id, old.qty - old.taken, 'released', now(), now()
+        SELECT old.key || ':' || 'rest', :owner, old.sku, old.location_id, old.qty - old.taken, 'released', now(), now()
         FROM old WHERE old.taken > 0 AND old.qty > old.taken
         ON CONFLICT (key) DO NOTHING
     )

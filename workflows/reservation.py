@@ -68,6 +68,8 @@ STEP_FAILED = (ActivityError, ApplicationError)
 #: a store that refused our cancel has issued the goods: its ``issued`` event is on its way
 ISSUED_EVENT_GRACE = timedelta(hours=1)
 READY_EVENTS = ("ready", "assembled")
+#: a refused reservation waits this long for the API to read why (the ``placement`` update)
+REFUSAL_KEPT_FOR = timedelta(minutes=2)
 
 
 @workflow.defn
@@ -76,6 +78,7 @@ class ReservationWorkflow:
         self._inp: ReservationInput | None = None
         self._status = ReservationStatus.reserving
         self._placement: ReservationPlacement | None = None
+        self._placement_read = False
         self._timeline: list[TimelineEntry] = []
         self._events: list[StoreEvent] = []
         self._seen_event_ids: set[str] = set()
@@ -98,6 +101,10 @@ class ReservationWorkflow:
         self._event("placed", f"Резерв в магазине {inp.store.id} ({inp.store.name}): "
                               f"{', '.join(f'{l.sku} × {l.qty}' for l in inp.lines)}")
         if not await self._hold():
+            try:  # keep the refusal readable: the API asks for it right after starting us
+                await workflow.wait_condition(lambda: self._placement_read, timeout=REFUSAL_KEPT_FOR)
+            except asyncio.TimeoutError:
+                pass
             await workflow.wait_condition(workflow.all_handlers_finished)
             return ReservationResult(status=self._status, reason=self._placement.error_message or "")  # type: ignore[union-attr]
         self._placement = ReservationPlacement(reservation_id=inp.reservation_id, status=self._status,
@@ -333,6 +340,7 @@ class ReservationWorkflow:
         """The API's synchronous answer: held (with the amount) or refused and why."""
         await workflow.wait_condition(lambda: self._placement is not None)
         assert self._placement is not None
+        self._placement_read = True
         return self._placement
 
     @workflow.signal
