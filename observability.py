@@ -1,9 +1,23 @@
-"""Logging (structlog: JSON in production, pretty in a terminal) and Prometheus metrics."""
+"""Logging (structlog: JSON in production, pretty in a terminal), Prometheus metrics, tracing.
+
+- Logs: ``ORKESTR_LOG_FORMAT=json|console|auto``; every log line an activity writes carries
+  ``order_id``, ``workflow_id``, ``run_id``, ``activity`` and ``attempt`` (bound by
+  ``ObservabilityInterceptor`` through structlog's contextvars). Standard-library loggers (the
+  Temporal SDK, uvicorn) go through the same renderer.
+- Metrics: the API serves ``/metrics``; the worker serves ``/metrics`` on ``ORKESTR_METRICS_PORT``
+  with the SDK runtime's metrics (``temporal_*``: task latencies, schedule-to-start, slots...)
+  plus ours: orders by status, step (activity) durations, SLA breaches, adapter call latencies.
+- Tracing: OpenTelemetry through ``temporalio.contrib.opentelemetry.TracingInterceptor``, off by
+  default; ``ORKESTR_OTEL_ENABLED=true`` turns it on (needs the ``otel`` extra).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
+import time
+from typing import Any
 
 import structlog
 from prometheus_client import Counter, Histogram
@@ -31,12 +45,23 @@ def configure_logging(fmt: str = "auto", level: str = "INFO") -> None:
         if fmt == "console"
         else structlog.processors.JSONRenderer(ensure_ascii=False)
     )
-    logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper())
+    shared = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    handler = logging.StreamHandler(sys.stderr)  # stdlib loggers (Temporal SDK, uvicorn) rendered alike
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer]))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("httpx", "httpcore"):  # every request is already logged by adapters.http
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *shared,
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
             renderer,
@@ -45,3 +70,151 @@ def configure_logging(fmt: str = "auto", level: str = "INFO") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+
+
+# ------------------------------------------------------------------------------------------ activities
+def order_id_of(workflow_id: str | None) -> str | None:
+    """``order-ABC`` / ``fulfillment-ABC-1`` -> ``ABC`` (None for other workflows)."""
+    if not workflow_id:
+        return None
+    if workflow_id.startswith("order-"):
+        return workflow_id[len("order-"):]
+    if workflow_id.startswith("fulfillment-"):
+        return workflow_id[len("fulfillment-"):].rsplit("-", 1)[0]
+    return None
+
+
+_LOG_KEYS = ("order_id", "workflow_id", "run_id", "activity", "attempt")
+
+
+def _interceptor_base() -> Any:
+    from temporalio.worker import ActivityInboundInterceptor, Interceptor
+
+    return Interceptor, ActivityInboundInterceptor
+
+
+def make_activity_interceptor() -> Any:
+    """A worker interceptor: binds the log context of each activity, times it (``orkestr_activity_seconds``)
+    and counts assembly SLA breaches (``notify_store`` reminders)."""
+    from temporalio import activity
+    from temporalio.exceptions import ApplicationError
+
+    Interceptor, ActivityInboundInterceptor = _interceptor_base()
+    log = structlog.get_logger("activity")
+
+    class _Inbound(ActivityInboundInterceptor):  # type: ignore[misc, valid-type]
+        async def execute_activity(self, input: Any) -> Any:
+            info = activity.info()
+            structlog.contextvars.bind_contextvars(
+                order_id=order_id_of(info.workflow_id), workflow_id=info.workflow_id, run_id=info.workflow_run_id,
+                activity=info.activity_type, attempt=info.attempt)
+            started = time.perf_counter()
+            outcome = "ok"
+            try:
+                result = await super().execute_activity(input)
+                _observe(info.activity_type, input.args)
+                return result
+            except ApplicationError as err:
+                outcome = "refused" if err.non_retryable else "error"
+                log.warning("activity.failed", error=err.message, error_type=err.type, non_retryable=err.non_retryable)
+                raise
+            except BaseException as err:
+                outcome = "error"
+                log.warning("activity.failed", error=f"{type(err).__name__}: {err}")
+                raise
+            finally:
+                elapsed = time.perf_counter() - started
+                STEP_DURATION.labels(info.activity_type, outcome).observe(elapsed)
+                log.debug("activity.done", outcome=outcome, ms=round(elapsed * 1000, 1))
+                structlog.contextvars.unbind_contextvars(*_LOG_KEYS)
+
+    def _observe(name: str, args: Any) -> None:
+        arg = args[0] if args else None
+        # order status changes are counted by the projection activity itself (activities/orders.py)
+        if name == "notify_store" and ":reminder:" in str(getattr(arg, "message_id", "")):
+            SLA_BREACHES.labels("assembly", str(getattr(arg, "location_id", ""))).inc()
+
+    class ObservabilityInterceptor(Interceptor):  # type: ignore[misc, valid-type]
+        def intercept_activity(self, next: Any) -> Any:
+            return _Inbound(next)
+
+    return ObservabilityInterceptor()
+
+
+# ------------------------------------------------------------------------------------------ tracing
+def tracing_interceptors(enabled: bool) -> list[Any]:
+    """``[TracingInterceptor()]`` when tracing is on and the ``otel`` extra is installed; says so at start-up."""
+    log = structlog.get_logger("observability")
+    if not enabled:
+        return []
+    try:
+        from opentelemetry import trace
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+        from temporalio.contrib.opentelemetry import TracingInterceptor
+    except ImportError as err:
+        log.error("otel.unavailable", error=str(err),
+                  hint="ORKESTR_OTEL_ENABLED=true but the OpenTelemetry packages are not installed: "
+                       "pip install 'orkestr[otel]' (tracing stays off)")
+        return []
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        provider = TracerProvider(resource=Resource.create({"service.name": "orkestr"}))
+        try:  # OTLP when its exporter is installed (OTEL_EXPORTER_OTLP_ENDPOINT), else spans go to stderr
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+            exporter: Any = OTLPSpanExporter()
+        except ImportError:
+            exporter = ConsoleSpanExporter(out=sys.stderr)
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+    log.info("otel.enabled", exporter=type(trace.get_tracer_provider()).__name__)
+    return [TracingInterceptor()]
+
+
+# ------------------------------------------------------------------------------------------ worker metrics
+def worker_runtime(sdk_metrics_address: str) -> Any:
+    """A Temporal runtime whose SDK metrics are exported in Prometheus format on ``sdk_metrics_address``."""
+    from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=sdk_metrics_address)))
+
+
+def metrics_app(sdk_metrics_url: str | None) -> Any:
+    """``/metrics``: our Prometheus registry followed by the SDK runtime's exposition."""
+    import httpx
+    from fastapi import FastAPI
+    from fastapi.responses import Response
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    app = FastAPI(title="orkestr worker metrics")
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        body = generate_latest()
+        if sdk_metrics_url:
+            try:
+                async with httpx.AsyncClient(timeout=2) as http:
+                    r = await http.get(sdk_metrics_url)
+                body += b"\n" + r.content
+            except httpx.HTTPError:
+                body += b"\n# the SDK runtime's metrics are unavailable right now\n"
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/health")
+    async def health() -> dict[str, bool]:
+        return {"ok": True}
+
+    return app
+
+
+async def serve_metrics(host: str, port: int, sdk_metrics_url: str | None, stop: asyncio.Event) -> None:
+    """Serve the worker's ``/metrics`` until ``stop`` is set."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(metrics_app(sdk_metrics_url), host=host, port=port, log_level="warning",
+                                           lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    await stop.wait()
+    server.should_exit = True
+    await task

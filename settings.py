@@ -98,9 +98,16 @@ class Settings(BaseSettings):
     payment_window_minutes: int = 20
     payment_poll_minutes: int = 5
     return_window_days: int = 14
+    #: a return whose goods reach neither a carrier nor the store within this many days is abandoned
+    return_receipt_days: int = 14
+    return_inspection_reminder_hours: int = 24
+    #: models.refunds.DeliveryRefundPolicy: refund delivery with the return of the last unit, or never
+    return_delivery_refund: Literal["when_all_returned", "never"] = "when_all_returned"
     pickup_window_days: int = 3
     assembly_sla_ship_minutes: int = 120
     assembly_sla_pickup_minutes: int = 30
+    #: create the ERP sync schedules at worker start-up (the initial import runs regardless)
+    erp_sync_schedules: bool = True
     erp_sync_full_every_minutes: int = 60
     erp_sync_delta_every_seconds: int = 60
 

@@ -27,7 +27,9 @@ from activities.orders import ProjectionActivities
 from activities.payments import PaymentActivities
 from activities.pos import PosActivities
 from activities.reservations import ReservationActivities
+from activities.returns import ReturnActivities
 from activities.stock import StockActivities
+from activities.tasks import TaskActivities
 from adapters.acquiring import AcquiringClient
 from adapters.catalog import CatalogRepo
 from adapters.couriers import CdekClient, CourierRegistry, RussianPostClient
@@ -39,15 +41,19 @@ from adapters.notify import NotificationClient
 from adapters.orders_repo import OrdersRepo
 from adapters.pos import PosClient
 from adapters.reservations_repo import ReservationsRepo
+from adapters.tasks_repo import TasksRepo
+from observability import make_activity_interceptor, serve_metrics, tracing_interceptors, worker_runtime
+from adapters.returns_repo import ReturnsRepo
 from settings import Settings, get_settings
 from workflows.erp_sync import ErpStockSyncWorkflow
 from workflows.fulfillment import FulfillmentWorkflow
 from workflows.order import OrderWorkflow
 from workflows.reservation import ReservationWorkflow
+from workflows.returns import ReturnWorkflow
 
 log = structlog.get_logger("worker")
 
-WORKFLOWS: list[type] = [OrderWorkflow, FulfillmentWorkflow, ErpStockSyncWorkflow, ReservationWorkflow]
+WORKFLOWS: list[type] = [OrderWorkflow, FulfillmentWorkflow, ErpStockSyncWorkflow, ReturnWorkflow, ReservationWorkflow]
 
 
 @dataclass
@@ -88,16 +94,20 @@ async def wiring(settings: Settings, engine: AsyncEngine | None = None) -> Async
         notify = NotifyActivities(NotificationClient(http(settings.notify_url), token=settings.notify_token))
         pos = PosActivities(PosClient(http(settings.pos_url), token=settings.pos_token),
                             callback_url=f"{public}/callbacks/pos")
-        couriers = CourierActivities(CourierRegistry([
+        courier_registry = CourierRegistry([
             CdekClient(http(settings.cdek_url), client_id=settings.cdek_client_id,
                        client_secret=settings.cdek_client_secret),
             RussianPostClient(http(settings.post_url), token=settings.post_token,
                               login=settings.post_login, password=settings.post_password),
-        ]))
+        ])
+        couriers = CourierActivities(courier_registry)
+        returns = ReturnActivities(ReturnsRepo(engine), ledger, courier_registry)
         erp = ErpActivities(ErpClient(http(settings.erp_url), user=settings.erp_user, password=settings.erp_password),
                             catalog, ledger, engine, currency=settings.currency)
+        tasks = TaskActivities(TasksRepo(engine))
         local_acts = [stock.load_stock_view, stock.reserve_stock, stock.release_stock, stock.consume_stock,
-                      projection.save_order]
+                      projection.save_order, returns.save_return, returns.settle_return_refund,
+                      returns.restock_return]
         reservations = ReservationActivities(ReservationsRepo(engine), ledger)
         local_acts += [reservations.save_reservation, reservations.settle_reservation]
         acts = [
@@ -110,6 +120,8 @@ async def wiring(settings: Settings, engine: AsyncEngine | None = None) -> Async
             couriers.book_shipment, couriers.cancel_shipment, couriers.track_shipment,
             erp.export_order, erp.post_sale, erp.post_return, erp.import_locations, erp.import_products,
             erp.import_prices, erp.import_stock_full, erp.import_stock_delta,
+            tasks.open_task, tasks.reassign_task, tasks.close_task,
+            returns.post_return_code,
         ]
         yield Wiring(engine=engine, activities=acts, local_activities=local_acts)
 
@@ -121,6 +133,7 @@ def build_worker(client: Client, settings: Settings, wired: Wiring, *, task_queu
         workflows=WORKFLOWS,
         activities=wired.activities + wired.local_activities,
         max_concurrent_activities=100,
+        interceptors=[make_activity_interceptor()],
     )
 
 
@@ -169,25 +182,39 @@ async def bootstrap(client: Client, settings: Settings, *, schedules: bool = Tru
         log.info("erp.initial_sync", **result.__dict__)
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, runtime: Any = None) -> Client:
     return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
-                                data_converter=pydantic_data_converter)
+                                data_converter=pydantic_data_converter, runtime=runtime,
+                                interceptors=tracing_interceptors(settings.otel_enabled))
 
 
 async def run_worker(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
-    client = await connect(settings)
+    sdk_metrics = f"127.0.0.1:{_free_port()}"  # the SDK's exporter, folded into our /metrics
+    client = await connect(settings, runtime=worker_runtime(sdk_metrics))
     async with wiring(settings) as wired:
         worker = build_worker(client, settings, wired)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        log.info("worker.started", task_queue=settings.task_queue, temporal=settings.temporal_address)
+        metrics = asyncio.create_task(serve_metrics(settings.api_host, settings.metrics_port,
+                                                    f"http://{sdk_metrics}/metrics", stop))
+        log.info("worker.started", task_queue=settings.task_queue, temporal=settings.temporal_address,
+                 metrics=f"http://{settings.api_host}:{settings.metrics_port}/metrics")
         async with worker:
-            await bootstrap(client, settings)
+            await bootstrap(client, settings, schedules=settings.erp_sync_schedules)
             await stop.wait()
+        await metrics
         log.info("worker.stopped")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def main() -> None:

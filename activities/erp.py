@@ -95,17 +95,21 @@ class ErpActivities:
 
     @activity.defn
     async def import_stock_full(self) -> ImportResult:
-        """Every page sets on-hand (never reserved); the version seen first becomes the delta cursor."""
+        """Every page sets on-hand (never reserved); the version seen first becomes the delta cursor.
+
+        A retry resumes at the page after the last one applied (``(skip, version)`` heartbeated), so
+        pages already applied are not fetched again and the earliest version seen is kept."""
         skip = _resume_from()
+        details = activity.info().heartbeat_details
+        version: int | None = int(details[1]) if len(details) > 1 and details[1] is not None else None
         rows = 0
-        version = None
         while True:
             page = await self.erp.stock_page(skip=skip, top=PAGE * 5)
             version = page.version if version is None else min(version, page.version)
             await self.ledger.set_on_hand([StockLevel(r.sku, r.location_id, r.quantity) for r in page.items])
             rows += len(page.items)
             skip += len(page.items)
-            activity.heartbeat(skip)
+            activity.heartbeat(skip, version)
             if len(page.items) < PAGE * 5:
                 break
         await self._set_cursor("erp_stock", version or 0)

@@ -83,6 +83,6 @@ class PaymentActivities:
         with refusals_as(ErrorType.PAYMENT_REFUSED):
             await self.acquiring.refund(
                 md_order=req.md_order, amount=req.amount, idempotency_key=req.idempotency_key,
-                bundle=bundle(req.lines) if req.lines else None,
+                bundle=bundle(req.lines, req.delivery_amount) if req.lines else None,
             )
         logger().info("payment.refunded", md_order=req.md_order, amount=req.amount)

@@ -88,6 +88,27 @@ _SETTLE_TAKEN = text(
     RETURNING r.held, r.taken
     """
 )
+
+
+_RESTOCK = text(
+    """
+    WITH r AS (
+        INSERT INTO restock (key, sku, location_id, qty, created_at)
+        SELECT key, sku, :location_id, qty, now()
+        FROM unnest(CAST(:keys AS text[]), CAST(:skus AS text[]), CAST(:qtys AS int[])) AS t(key, sku, qty)
+        ON CONFLICT (key) DO NOTHING
+        RETURNING sku, location_id, qty
+    ), x AS (SELECT sku, location_id, sum(qty)::int AS qty FROM r GROUP BY sku, location_id
+    ), s AS (
+        INSERT INTO stock (sku, location_id, on_hand, reserved, updated_at)
+        SELECT sku, location_id, qty, 0, now() FROM x
+        ON CONFLICT (sku, location_id) DO UPDATE SET on_hand = stock.on_hand + EXCLUDED.on_hand, updated_at = now()
+        RETURNING sku
+    )
+    SELECT COALESCE(sum(qty), 0)::int AS qty FROM x
+    """
+)
+
 _RELEASE = _settle("released", consume=False)
 _CONSUME = _settle("consumed", consume=True)
 
@@ -116,6 +137,19 @@ class Ledger:
     async def consume(self, owner: str, keys: Iterable[str] | None = None) -> int:
         """The goods left the location: held reservations become a decrease of on hand."""
         return await self._settle(_CONSUME, owner, keys)
+
+    async def restock(self, location_id: str, items: Sequence[tuple[str, str, int]]) -> int:
+        """Put goods back on hand at ``location_id`` (a return accepted there). ``items`` are
+        ``(key, sku, qty)``; a key already restocked changes nothing, so a retried activity
+        never counts twice. One statement: the keyed insert and the on-hand increase commit
+        together. Returns the units added now (0 on a repeat)."""
+        if not items:
+            return 0
+        params = {"location_id": location_id, "keys": [k for k, _, _ in items], "skus": [s for _, s, _ in items],
+                  "qtys": [q for _, _, q in items]}
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(_RESTOCK, params)).all()
+        return sum(r.qty for r in rows)
 
     async def _settle(self, stmt: TextClause, owner: str, keys: Iterable[str] | None) -> int:
         params = {"owner": owner, "keys": list(keys) if keys is not None else None}
@@ -174,9 +208,13 @@ class Ledger:
             return [LocationInfo(**{k: v for k, v in r._mapping.items() if k in LocationInfo.__dataclass_fields__}) for r in rows]
 
     async def set_on_hand(self, levels: Sequence[StockLevel]) -> int:
-        """Apply absolute on-hand quantities from the ERP. Never touches ``reserved``."""
+        """Apply absolute on-hand quantities from the ERP. Never touches ``reserved``.
+
+        ``levels`` are in ERP order (a delta lists movements oldest first): when a pair appears
+        more than once, the last quantity wins (one statement cannot update a row twice)."""
         if not levels:
             return 0
+        levels = list({(lv.sku, lv.location_id): lv for lv in levels}.values())
         async with self.engine.begin() as conn:
             await conn.execute(
                 text(

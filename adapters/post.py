@@ -41,7 +41,8 @@ RETURN_PREFIX = "return:"
 
 #: our dispatch post office (index) by city, for the demo cities (English or Russian name)
 DEMO_DISPATCH_OFFICES: dict[str, str] = {
-    "moscow": "101000", "москва": "101000",
+    "moscow": "101000", "москва": "101000", "podolsk": "142100", "подольск": "142100",
+    "sochi": "354000", "сочи": "354000",
     "saint petersburg": "190000", "санкт-петербург": "190000",
     "kazan": "420000", "казань": "420000",
     "yekaterinburg": "620000", "екатеринбург": "620000",

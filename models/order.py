@@ -97,6 +97,11 @@ class Delivery:
     address: Address | None = None
     store_id: str | None = None
     carrier: str | None = None  # chosen option; None: the cheapest that serves the region
+    #: the chosen option as quoted at placement (``POST /v1/delivery-options``): the price the
+    #: customer pays for delivery (kopecks; None: the default price) and the promised dates (ISO)
+    price: int | None = None
+    promised_from: str | None = None
+    promised_to: str | None = None
 
 
 @dataclass(frozen=True)

@@ -80,5 +80,8 @@ def plan_shipments(inp: OrderInput, view: StockView, *, now: datetime,
 
 
 def delivery_price(delivery: Delivery, shipments: int) -> int:
-    """The customer pays delivery once per order, whatever the number of shipments it splits into."""
+    """The customer pays delivery once per order, whatever the number of shipments it splits into:
+    the price of the option quoted from the carrier rules when there is one, else the default."""
+    if delivery.price is not None:
+        return delivery.price
     return DEFAULT_DELIVERY_PRICE.get(delivery.method, 0)

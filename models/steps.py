@@ -150,6 +150,7 @@ class RefundRequest:
     amount: int
     idempotency_key: str
     lines: list[OrderLine] = field(default_factory=list)  # the refunded items (fiscal receipt)
+    delivery_amount: int = 0  # delivery refunded too: a "Доставка" item in the receipt
 
 
 # --- ERP ------------------------------------------------------------------------------------------

@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Column, DateTime, Index, String, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
 
 
@@ -127,6 +127,81 @@ class SyncState(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=64)
     version: int = 0
     updated_at: datetime = _ts(server_default=text("now()"))
+
+
+class CarrierRuleRow(SQLModel, table=True):
+    """One per-region delivery rule (couriers.md, "Per-region rules"): which carrier serves a
+    destination region, how (courier | pickup_point | post), for what price and in how many days,
+    with the latest hand-over time at the sending location; optionally only from some locations.
+    Read as ``models.promise.CarrierRule`` by ``adapters.delivery.DeliveryRepo``."""
+
+    __tablename__ = "carrier_rule"
+
+    id: int | None = Field(default=None, primary_key=True)
+    region: str = Field(index=True, max_length=16)  # destination, ISO 3166-2
+    carrier: str = Field(max_length=16)  # cdek | post
+    method: str = Field(max_length=16)  # courier | pickup_point | post
+    price: int  # kopecks
+    currency: str = Field(default="RUB", max_length=3)
+    days_min: int
+    days_max: int
+    cutoff: str = Field(max_length=5)  # "HH:MM" local time of the sending location
+    from_location_ids: list[str] | None = Field(default=None, sa_column=Column(ARRAY(String(32)), nullable=True))
+    active: bool = True
+    updated_at: datetime = _ts(server_default=text("now()"))
+
+
+class TaskRow(SQLModel, table=True):
+    """An operator task (one human step of a workflow). Written by activities; claimed by the API;
+    completed by the workflow's ``complete_task`` Update. Status open → claimed → done | expired."""
+
+    __tablename__ = "task"
+    __table_args__ = (Index("ix_task_status_assignee", "status", "assignee"),)
+
+    id: str = Field(primary_key=True, max_length=200)
+    kind: str = Field(max_length=32, index=True)
+    order_id: str = Field(max_length=40, index=True)
+    workflow_id: str = Field(max_length=120)
+    location_id: str | None = Field(default=None, max_length=32)
+    title: str = ""
+    assignee: str | None = Field(default=None, max_length=64)
+    grp: str = Field(default="default", max_length=64)
+    priority: int = 50
+    due_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+    result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
+    status: str = Field(default="open", max_length=16)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class ReturnRow(SQLModel, table=True):
+    """A return: the projection ``GET /v1/returns/{id}`` reads, and what each return holds
+    against its order's lines (``snapshot``), checked under a lock on the order's row.
+    ``refund`` is written once, when the refund is computed (``adapters.returns_repo``)."""
+
+    __tablename__ = "returns"
+
+    return_id: str = Field(primary_key=True, max_length=40)
+    order_id: str = Field(index=True, max_length=40)
+    status: str = Field(max_length=24)
+    method: str = Field(max_length=24)
+    location_id: str = Field(max_length=32)
+    version: int = 0
+    snapshot: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+    refund: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class Restock(SQLModel, table=True):
+    """Goods put back on hand (a return accepted at a location), one row per key: a repeat changes nothing."""
+
+    key: str = Field(primary_key=True, max_length=200)
+    sku: str = Field(max_length=64)
+    location_id: str = Field(max_length=32)
+    qty: int
+    created_at: datetime = _ts()
 
 
 class ReservationRow(SQLModel, table=True):

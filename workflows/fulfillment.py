@@ -40,9 +40,14 @@ with workflow.unsafe.imports_passed_through():
         StoreMessage,
         TrackingResult,
     )
+    from models.delivery import shipment_late
     from models.stock import LocationInfo
+    from models.recovery import ParkedStep, RetryRequest
 
+from workflows import search
 from workflows.common import call, local
+from workflows.escalation import AssemblyEscalation
+from workflows.recovery import Recovery, StepAbandoned
 
 #: carrier statuses (models.couriers.ShipmentStatus values) → our shipment state
 COURIER_STATES: dict[str, ShipmentState] = {
@@ -77,6 +82,14 @@ class FulfillmentInput:
     #: webhooks are the norm; polling catches a lost one (post: the only way)
     poll_hours: int = 6
     post_poll_hours: int = 4
+    #: people and timers (workflows.escalation): one more interval after the SLA per step (0: half the SLA)
+    escalate_after_minutes: int = 0
+    auto_resource: bool = True  # move the shipment elsewhere on a shortage before asking a person
+    attempt: int = 1  # the location attempt (the POS task id carries it from the 2nd on)
+    tried: list[str] = field(default_factory=list)  # locations the shipment moved away from
+    revision: int = 0
+    #: store events of the previous run still to act on (an "assembled" pressed while the order decided)
+    carried_events: list[StoreEvent] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -90,7 +103,7 @@ class FulfillmentResult:
 
 
 @workflow.defn
-class FulfillmentWorkflow:
+class FulfillmentWorkflow(AssemblyEscalation):
     def __init__(self) -> None:
         self._state = ShipmentState.planned
         self._store_events: list[StoreEvent] = []
@@ -98,6 +111,7 @@ class FulfillmentWorkflow:
         self._cancel: CancelRequest | None = None
         self._booking: BookedShipment | None = None
         self._consumed = False
+        self._recovery = Recovery()  # a step parked for an operator (workflows/recovery.py)
 
     @workflow.run
     async def run(self, inp: FulfillmentInput) -> FulfillmentResult:
@@ -123,21 +137,19 @@ class FulfillmentWorkflow:
             customer_name=inp.customer.name, phone_masked=mask_phone(inp.customer.phone),
             note=f"Заказ {inp.order_id}, отгрузка {inp.n}"))
         await self._report(ShipmentState.assembling, f"Магазин {inp.location.id} собирает отгрузку {inp.n}")
-        reminders = 0
+        self._start_escalation()
         while True:
             try:
-                await workflow.wait_condition(lambda: self._assembled() or self._cancel is not None,
-                                              timeout=timedelta(minutes=inp.assembly_sla_minutes))
+                await workflow.wait_condition(
+                    lambda: self._assembly_done() or self._cancel is not None or self._needs_attention(),
+                    timeout=self._until_next_escalation())
             except TimeoutError:
-                reminders += 1
-                await call("notify_store", StoreMessage(
-                    message_id=f"{self._task_id}:reminder:{reminders}", location_id=inp.location.id,
-                    task_id=self._task_id,
-                    text=f"Заказ {inp.order_id} ждёт сборки дольше {inp.assembly_sla_minutes * reminders} мин"))
-                await self._report(ShipmentState.assembling,
-                                   f"Магазин {inp.location.id} не собрал заказ в срок: напоминание №{reminders}",
-                                   sla_breach=True)
+                await self._escalate()  # reminder → supervisor → re-source / operator (workflows.escalation)
                 continue
+            if self._cancel is None and not self._assembly_done():
+                await self._attend()  # a decision, a shortage or a revision; may continue as new
+                continue
+            await self._ladder.board.close_all("assembled" if self._cancel is None else "cancelled")
             if self._cancel is not None:
                 await call("cancel_pos_task", PosCancel(task_id=self._task_id, location_id=inp.location.id,
                                                          reason=self._cancel.reason))
@@ -153,10 +165,14 @@ class FulfillmentWorkflow:
         inp = self._inp
         address = inp.delivery.address
         assert address is not None, "a shipped order has an address (validated by the API)"
-        self._booking = await call("book_shipment", ShipmentBookingRequest(
-            shipment_id=inp.shipment_id, carrier=inp.carrier, from_location_id=inp.location.id,
-            from_city=inp.location.city, address=address, recipient=inp.customer, lines=inp.lines),
-            result_type=BookedShipment)
+        try:
+            self._booking = await self._recovery.run("courier_booking", lambda: call("book_shipment", ShipmentBookingRequest(
+                shipment_id=inp.shipment_id, carrier=inp.carrier, from_location_id=inp.location.id,
+                from_city=inp.location.city, address=address, recipient=inp.customer, lines=inp.lines),
+                result_type=BookedShipment), on_park=self._parked, on_resume=self._resumed,
+                abandon=lambda: self._cancel is not None)
+        except StepAbandoned:
+            return  # cancelled while on hold: run() reports the cancellation
         self._state = ShipmentState.booked
         await self._report(ShipmentState.booked,
                            f"Отгрузка {inp.n} передана перевозчику {inp.carrier}: "
@@ -202,10 +218,14 @@ class FulfillmentWorkflow:
             if state != ShipmentState.handed_over:
                 await self._report(ShipmentState.handed_over, f"Курьер забрал отгрузку {inp.n}")
         self._state = state
+        promise: dict[str, object] = {}
         if state == ShipmentState.delivered:
             self._delivered_at = event.at or workflow.now()
+            promise = _promise_kept(inp.delivery, self._delivered_at)
         where = f" ({event.city})" if event.city else ""
-        await self._report(state, f"Перевозчик {inp.carrier}: {event.code or event.status}{where}")
+        late = f", с опозданием: обещали до {inp.delivery.promised_to}" if promise.get("late") else ""
+        await self._report(state, f"Перевозчик {inp.carrier}: {event.code or event.status}{where}{late}",
+                           at=self._delivered_at if state == ShipmentState.delivered else None, **promise)
 
     # ------------------------------------------------------------------ signals
     @workflow.signal
@@ -221,6 +241,18 @@ class FulfillmentWorkflow:
         if self._state not in LEFT_THE_STORE:
             self._cancel = req
 
+    @workflow.signal
+    def retry(self, req: RetryRequest) -> None:
+        """The order forwards an operator's retry of a parked step (ignored when nothing is parked)."""
+        self._recovery.resume(req)
+
+    async def _parked(self, parked: ParkedStep) -> None:
+        search.upsert("on_hold")
+        await workflow.get_external_workflow_handle(self._inp.parent_id).signal("step_parked", parked)
+
+    async def _resumed(self, parked: ParkedStep, req: RetryRequest) -> None:
+        search.upsert(self._state.value)
+
     @workflow.query
     def state(self) -> ShipmentState:
         return self._state
@@ -230,7 +262,8 @@ class FulfillmentWorkflow:
 
     @property
     def _task_id(self) -> str:
-        return f"{workflow.info().workflow_id}:assemble"
+        suffix = f":{self._inp.attempt}" if self._inp.attempt > 1 else ""
+        return f"{workflow.info().workflow_id}:assemble{suffix}"
 
     async def _cancelled(self) -> FulfillmentResult:
         self._state = ShipmentState.cancelled
@@ -238,10 +271,18 @@ class FulfillmentWorkflow:
         return FulfillmentResult(shipment_id=self._inp.shipment_id, delivered=False, cancelled=True,
                                  booking=self._booking)
 
-    async def _report(self, state: ShipmentState, message: str, **data: object) -> None:
+    async def _report(self, state: ShipmentState, message: str, at: datetime | None = None, **data: object) -> None:
+        search.upsert(state.value)
         b = self._booking
         await workflow.get_external_workflow_handle(self._inp.parent_id).signal(
             "shipment_update",
             ShipmentUpdate(shipment_id=self._inp.shipment_id, status=state, message=message,
                            carrier=b.carrier if b else None, tracking_number=b.tracking_number if b else None,
-                           external_id=b.external_id if b else None, at=workflow.now(), data=dict(data)))
+                           external_id=b.external_id if b else None, at=at or workflow.now(), data=dict(data)))
+
+
+def _promise_kept(delivery: Delivery, delivered_at: datetime) -> dict[str, object]:
+    """``{"late": bool, "promised_to": ...}`` for the order's timeline, or ``{}`` when nothing was promised."""
+    region = delivery.address.region if delivery.address else None
+    late = shipment_late(delivery.promised_to, delivered_at, region)
+    return {} if late is None else {"late": late, "promised_to": delivery.promised_to}

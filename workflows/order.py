@@ -74,9 +74,13 @@ with workflow.unsafe.imports_passed_through():
     from models.stock import Allocation, LocationInfo, StockView, reservation_key
     from models.planning import delivery_price, plan_shipments
     from workflows.fulfillment import FulfillmentInput, FulfillmentResult, FulfillmentWorkflow
+    from models.recovery import ParkedStep, RetryOutcome, RetryRequest
 
+from workflows import search
 from workflows.common import call, local
+from workflows.order_changes import OrderChanges
 from workflows.pickup import PickupStage
+from workflows.recovery import Recovery, StepAbandoned
 
 Undo = Callable[[], Awaitable[None]]
 #: how a failed step reaches the workflow: activities wrap the failure, local activities may not
@@ -91,7 +95,7 @@ class PlacementRefused(Exception):
 
 
 @workflow.defn
-class OrderWorkflow(PickupStage):
+class OrderWorkflow(OrderChanges, PickupStage):
     def __init__(self) -> None:
         self._inp: OrderInput | None = None
         self._status = OrderStatus.pending
@@ -114,6 +118,9 @@ class OrderWorkflow(PickupStage):
         self._children: list[workflow.ChildWorkflowHandle] = []  # type: ignore[type-arg]
         self._dirty = False
         self._outbox: list[tuple[str, dict[str, object]]] = []  # customer notices raised by signals
+        self._recovery = Recovery()  # a step parked for an operator (workflows/recovery.py)
+        self._parked_children: dict[str, ParkedStep] = {}
+        self._status_before_hold: OrderStatus | None = None
         self._extra: dict[str, object] = {}  # e.g. the promised pickup date (workflows/pickup.py)
         self._kept: list[tuple[int, int]] | None = None  # (pos_id, qty) finally sold after a partial pickup
 
@@ -228,6 +235,7 @@ class OrderWorkflow(PickupStage):
                 lines=[LineRequest(sku=l.sku, qty=l.qty) for l in shipment.lines],
                 reason=shipment.reason, transfer_to=getattr(shipment, "transfer_to", None),
                 carrier=_carrier_for(inp.delivery.method, inp.delivery.carrier),
+                promised_from=inp.delivery.promised_from, promised_to=inp.delivery.promised_to,
             )
             self._event("sourced", f"Отгрузка {n} со склада {shipment.location_id}: {shipment.reason}",
                         shipment_id=sid, location_id=shipment.location_id)
@@ -284,7 +292,12 @@ class OrderWorkflow(PickupStage):
         md_order = self._payment.md_order
         if md_order is None or self._payment_event is not None:
             return
-        st = await call("payment_status", md_order, result_type=PaymentStatusResult)
+        try:
+            st = await call("payment_status", md_order, result_type=PaymentStatusResult,
+                            schedule_to_close=timedelta(minutes=1))
+        except STEP_FAILED as err:  # the bank does not know the order (yet): wait for the callback
+            self._event("payment_poll_failed", f"Банк не ответил на запрос статуса: {_message(err)}")
+            return
         if st.order_status in (1, 2):
             self._payment_event = PaymentEvent(md_order=md_order, operation="approved", success=True,
                                                amount=st.approved)
@@ -302,10 +315,14 @@ class OrderWorkflow(PickupStage):
     # 5: ERP and fulfilment ---------------------------------------------------------------------------
     async def _export_to_erp(self) -> None:
         inp = self._require_input()
-        await call("export_order", ErpOrderExport(
-            number=inp.order_id, created_at=self._created_at or workflow.now(), currency=inp.currency,
-            amount=self._totals.total, customer_name=inp.customer.name, customer_phone=inp.customer.phone,
-            channel=inp.channel.value, lines=self._lines))
+        try:
+            await self._recovery.run("erp_export", lambda: call("export_order", ErpOrderExport(
+                number=inp.order_id, created_at=self._created_at or workflow.now(), currency=inp.currency,
+                amount=self._totals.total, customer_name=inp.customer.name, customer_phone=inp.customer.phone,
+                channel=inp.channel.value, lines=self._lines)),
+                on_park=self._parked, on_resume=self._resumed, abandon=lambda: self._cancel is not None)
+        except StepAbandoned:
+            return  # cancelled while on hold: _fulfil cancels the order
         self._event("erp_exported", "Заказ выгружен в ERP")
 
     async def _fulfil(self) -> bool:
@@ -331,7 +348,8 @@ class OrderWorkflow(PickupStage):
             )
             handles.append(await workflow.start_child_workflow(
                 FulfillmentWorkflow.run, child, id=sid,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE))
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=search.for_child("assembling", shipment.location_id)))
         self._children = handles
         results: list[FulfillmentResult] = []
         everything = asyncio.gather(*handles)
@@ -360,9 +378,10 @@ class OrderWorkflow(PickupStage):
         inp = self._require_input()
         md_order = self._payment.md_order
         if md_order is not None:  # None: paid at the store's till (on_pickup), nothing to capture
-            await call("capture_payment", CaptureRequest(md_order=md_order, amount=self._totals.total,
+            await call("capture_payment", CaptureRequest(md_order=md_order, amount=self._capture_amount(),
                                                           idempotency_key=f"{workflow.info().workflow_id}:capture"))
-            self._payment = PaymentView(state=PaymentState.captured, md_order=md_order, held=self._payment.held or self._totals.total,
+            await self._capture_extra()  # what a payment of the difference holds (workflows.order_changes)
+            self._payment = PaymentView(state=PaymentState.captured, md_order=md_order, held=self._totals.total,
                                         captured=self._totals.total)
             self._event("captured", f"Списано {format_money(self._totals.total, inp.currency)} (deposit.do)")
         accrual = await call("commit_loyalty", LoyaltyCommit(purchase_id=inp.order_id, transaction_id=self._loyalty_tx,
@@ -411,6 +430,8 @@ class OrderWorkflow(PickupStage):
 
     @workflow.signal
     def payment_event(self, event: PaymentEvent) -> None:
+        if self._on_extra_payment(event):
+            return
         if self._payment_event is None and event.operation in ("approved", "declinedByTimeout"):
             self._payment_event = event
         self._event("payment_callback", f"Банк: {event.operation}, {'успех' if event.success else 'отказ'}",
@@ -428,6 +449,8 @@ class OrderWorkflow(PickupStage):
             delivered_at=update.at if update.status == ShipmentState.delivered else current.delivered_at,
             late=bool(update.data.get("late", current.late)),
         )
+        if "location_id" in update.data:
+            self._shipment_moved(update.shipment_id, update.data["location_id"])
         self._event(f"shipment_{update.status.value}", update.message, shipment_id=update.shipment_id,
                     **update.data)
         if current.transfer_to:  # goods travelling to the pickup store: the customer waits for "ready"
@@ -467,6 +490,61 @@ class OrderWorkflow(PickupStage):
         if not req.reason.strip():
             raise ApplicationError("reason: give a reason for the cancellation")
 
+    # ------------------------------------------------------------------ parked steps (workflows/recovery.py)
+    @workflow.update
+    async def retry(self, req: RetryRequest) -> RetryOutcome:
+        """An operator resumes what is on hold: the order's own parked step and/or its shipments'."""
+        resumed = []
+        if self._recovery.resume(req):
+            resumed.append(f"{workflow.info().workflow_id}:{self._recovery.parked.step}")  # type: ignore[union-attr]
+        for wf_id, parked in list(self._parked_children.items()):
+            await workflow.get_external_workflow_handle(wf_id).signal("retry", req)
+            resumed.append(f"{wf_id}:{parked.step}")
+            self._event("retry_requested", f"Оператор {req.by} повторяет шаг {parked.step} ({wf_id})"
+                        f"{': ' + req.note if req.note else ''}", by=req.by, step=parked.step, shipment_id=wf_id)
+        if self._parked_children:
+            self._parked_children.clear()
+            self._leave_hold()
+            self._dirty = True
+        return RetryOutcome(order_id=self._require_input().order_id, resumed=resumed)
+
+    @retry.validator
+    def _validate_retry(self, req: RetryRequest) -> None:
+        if self._recovery.parked is None and not self._parked_children:
+            raise ApplicationError(f"nothing is on hold: the order is {self._status.value}")
+        if not req.by.strip():
+            raise ApplicationError("by: say who decided to retry")
+
+    @workflow.signal
+    def step_parked(self, parked: ParkedStep) -> None:
+        """A fulfillment child parked a step (e.g. the courier refused the booking)."""
+        self._parked_children[parked.workflow_id] = parked
+        self._enter_hold(parked)
+        self._dirty = True
+
+    async def _parked(self, parked: ParkedStep) -> None:
+        self._enter_hold(parked)
+        await self._save()
+
+    async def _resumed(self, parked: ParkedStep, req: RetryRequest) -> None:
+        self._event("retry_requested", f"Оператор {req.by} повторяет шаг {parked.step}"
+                    f"{': ' + req.note if req.note else ''}", by=req.by, step=parked.step)
+        self._leave_hold()
+        await self._save()
+
+    def _enter_hold(self, parked: ParkedStep) -> None:
+        if self._status != OrderStatus.on_hold:
+            self._status_before_hold = self._status
+        self._status = OrderStatus.on_hold
+        self._event("on_hold", f"Шаг {parked.step} не выполнен: {parked.message}. Заказ ждёт решения оператора",
+                    step=parked.step, error=parked.message, error_type=parked.error_type,
+                    workflow_id=parked.workflow_id)
+
+    def _leave_hold(self) -> None:
+        if self._status == OrderStatus.on_hold and self._status_before_hold is not None:
+            self._status = self._status_before_hold
+        self._status_before_hold = None
+
     @workflow.query
     def status(self) -> OrderStatus:
         return self._status
@@ -482,7 +560,7 @@ class OrderWorkflow(PickupStage):
 
     @property
     def _loyalty_tx(self) -> str:
-        return f"{workflow.info().workflow_id}:tx"
+        return f"{workflow.info().workflow_id}:tx{self._loyalty_suffix()}"
 
     def _require_input(self) -> OrderInput:
         assert self._inp is not None
@@ -506,6 +584,7 @@ class OrderWorkflow(PickupStage):
 
     async def _save(self) -> None:
         self._version += 1
+        search.upsert(self._status.value, self._store_id)
         await local("save_order", self._snapshot())
 
     async def _flush(self) -> None:

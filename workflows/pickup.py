@@ -47,6 +47,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.fulfillment import FulfillmentInput, FulfillmentResult, FulfillmentWorkflow
     from workflows.reservation import ReservationWorkflow
 
+from workflows import search
+
 TRANSFER_CARRIER = "cdek"
 
 
@@ -113,7 +115,8 @@ class PickupStage:
             ready_sla_minutes=store.assembly_sla_minutes or inp.assembly_sla_minutes,
             pickup_window_days=store.pickup_window_days, currency=inp.currency, created_at=workflow.now())
         handle = await workflow.start_child_workflow(ReservationWorkflow.run, stage, id=stage_id,
-                                                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
+                                                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                                                     search_attributes=search.for_child("setting_aside", store.id))
         done = asyncio.gather(handle)
         forwarded = False
         while not done.done():
@@ -157,7 +160,8 @@ class PickupStage:
             self._event("transfer", f"Перемещение {shipment.location_id} → {store.id}: "
                                     f"{', '.join(f'{l.sku} × {l.qty}' for l in shipment.lines)}", shipment_id=sid)
             handles.append(await workflow.start_child_workflow(
-                FulfillmentWorkflow.run, child, id=sid, id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE))
+                FulfillmentWorkflow.run, child, id=sid, id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=search.for_child("assembling", shipment.location_id)))
         self._children = handles
         everything = asyncio.gather(*handles)
         while not everything.done():

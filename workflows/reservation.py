@@ -62,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.stock import Allocation, reservation_key
 
+from workflows import search
 from workflows.common import call, local
 
 STEP_FAILED = (ActivityError, ApplicationError)
@@ -433,6 +434,7 @@ class ReservationWorkflow:
 
     async def _save(self) -> None:
         self._version += 1
+        search.upsert(self._status.value, self._require_input().store.id)
         await local("save_reservation", self._snapshot())
 
     async def _notify(self, event: str, **params: object) -> None:

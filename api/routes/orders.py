@@ -15,11 +15,14 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.catalog import CatalogRepo
+from adapters.delivery import DeliveryRepo
 from adapters.ledger import Ledger
-from adapters.orders_repo import snapshot_to_json
+from adapters.orders_repo import phone_hash, snapshot_to_json
+from adapters.returns_repo import ReturnsRepo
 from api.deps import CatalogDep, IdempotencyDep, LedgerDep, OrdersDep, SettingsDep, TemporalDep
 from api.errors import ApiError
 from api.idempotency import idempotent
+from api.routes.delivery import priced_delivery
 from api.schemas import CancelIn, LineIn, OrderCreated, OrderIn, Page, TotalsOut
 from models.order import (
     Address,
@@ -36,6 +39,7 @@ from models.order import (
 from models.steps import ErrorType
 from models.stock import LocationInfo
 from settings import Settings
+from workflows import search
 from workflows.order import OrderWorkflow
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
@@ -59,8 +63,8 @@ async def place_order(
     settings: SettingsDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
 ) -> Any:
-    return await idempotent(idem, scope="orders.create", key=idempotency_key, body=body,
-                            create=lambda: _place(body, temporal, catalog, ledger, settings, idempotency_key))
+    return await idempotent(idem, scope="orders.create", key=idempotency_key, payload=body.model_dump(mode="json"),
+                            run=lambda: _place(body, temporal, catalog, ledger, settings, idempotency_key))
 
 
 async def _place(body: OrderIn, temporal: Any, catalog: CatalogRepo, ledger: Ledger, settings: Settings,
@@ -68,25 +72,40 @@ async def _place(body: OrderIn, temporal: Any, catalog: CatalogRepo, ledger: Led
     lines = await catalog_lines(body.lines, catalog)
     await _check_pickup_store(body, ledger)
     order_id = new_order_id(idempotency_key)
+    placed_at = datetime.now(timezone.utc)
+    delivery = await priced_delivery(  # the chosen option's price and promise, from the carrier rules
+        Delivery(method=body.delivery.method,
+                 address=Address(**body.delivery.address.model_dump()) if body.delivery.address else None,
+                 store_id=body.delivery.store_id, carrier=body.delivery.carrier),
+        [(l.pos_id, l.sku, l.qty) for l in lines], ledger=ledger, repo=DeliveryRepo(ledger.engine), now=placed_at,
+        assembly_minutes=settings.assembly_sla_ship_minutes)
     inp = OrderInput(
         order_id=order_id, channel=body.channel,
         customer=Customer(phone=_normal_phone(body.customer.phone), name=body.customer.name, email=body.customer.email),
         lines=lines,
-        delivery=Delivery(method=body.delivery.method,
-                          address=Address(**body.delivery.address.model_dump()) if body.delivery.address else None,
-                          store_id=body.delivery.store_id, carrier=body.delivery.carrier),
+        delivery=delivery,
         payment_method=body.payment.method, bonus_to_spend=body.bonus_to_spend, promo_code=body.promo_code,
         currency=settings.currency,
-        placed_at=datetime.now(timezone.utc),
+        placed_at=placed_at,
         payment_window_minutes=settings.payment_window_minutes, payment_poll_minutes=settings.payment_poll_minutes,
         assembly_sla_minutes=(settings.assembly_sla_pickup_minutes if body.delivery.method == DeliveryMethod.pickup
                               else settings.assembly_sla_ship_minutes),
         return_window_days=settings.return_window_days,
     )
     wf_id = order_workflow_id(order_id)
+    attrs = search.initial(order_id, phone_hash(inp.customer.phone, settings.support_phone_salt), inp.channel.value,
+                           store_id=inp.delivery.store_id)
     try:
-        handle = await temporal.start_workflow(OrderWorkflow.run, inp, id=wf_id, task_queue=settings.task_queue,
-                                               id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
+        try:
+            handle = await temporal.start_workflow(OrderWorkflow.run, inp, id=wf_id, task_queue=settings.task_queue,
+                                                   id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                                                   search_attributes=attrs)
+        except RPCError as err:  # the namespace lacks them: sell anyway, without UI search (`orkestr search-attributes`)
+            if err.status != RPCStatusCode.INVALID_ARGUMENT or "search attribute" not in err.message.lower():
+                raise
+            log.error("search_attributes.missing", error=err.message, fix="orkestr search-attributes")
+            handle = await temporal.start_workflow(OrderWorkflow.run, inp, id=wf_id, task_queue=settings.task_queue,
+                                                   id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
     except WorkflowAlreadyStartedError:
         handle = temporal.get_workflow_handle(wf_id)  # the same key raced us: answer with that order
     except RPCError as err:
@@ -156,7 +175,16 @@ async def get_order(order_id: str, orders: OrdersDep, temporal: TemporalDep) -> 
     snapshot = await orders.get(order_id)
     if snapshot is None:
         raise ApiError(404, "not_found", f"order_id: no order {order_id}", field="order_id")
-    return snapshot_to_json(snapshot)
+    from api.routes.returns import order_returns  # returns live in their own table (the order may be closed)
+
+    body = snapshot_to_json(snapshot)
+    extra = await order_returns(ReturnsRepo(orders.engine), order_id)
+    body.update(extra)
+    if extra["refunded"]["money"]:
+        body["payment"]["refunded"] = extra["refunded"]["money"]
+        body["payment"]["state"] = ("refunded" if extra["refunded"]["money"] >= snapshot.payment.captured
+                                    else "partially_refunded")
+    return body
 
 
 @router.get("", response_model=Page)

@@ -84,7 +84,8 @@ async def reserve(
                                  links={"self": f"/v1/reservations/{reservation_id}"})
         return 201, out.model_dump(mode="json")
 
-    return await idempotent(idem, scope="reservations.create", key=idempotency_key, body=body, create=create)
+    return await idempotent(idem, scope="reservations.create", key=idempotency_key,
+                            payload=body.model_dump(mode="json"), run=create)
 
 
 @router.get("/{reservation_id}")

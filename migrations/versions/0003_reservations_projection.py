@@ -1,7 +1,7 @@
 """reservations: the store-reservation projection (click & reserve, click & collect pickup)
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0005 (re-chained after main's 0002, 0004, 0005)
 Create Date: 2026-11-23 05:00:00
 """
 from typing import Sequence, Union
@@ -12,7 +12,7 @@ import sqlmodel
 from sqlalchemy.dialects import postgresql
 
 revision: str = '0003'
-down_revision: Union[str, None] = '0001'
+down_revision: Union[str, None] = '0005'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

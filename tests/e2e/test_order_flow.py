@@ -56,6 +56,12 @@ async def test_order_paid_assembled_delivered_completes_with_money_and_bonus_rig
     # loyalty: the write-off is final, the accrual is pending until the return window closes
     cust = (await stack.sandbox.get(f"/sandbox/loyalty/customers/{phone}")).json()
     assert cust["pending"] > 0 and cust["held"] == 0
+    # support finds it by phone and by status in the projection
+    listed = (await stack.api.get("/v1/orders", params={"phone": phone})).json()
+    assert [o["order_id"] for o in listed["items"]] == [order_id] and listed["total"] == 1
+    completed = (await stack.api.get("/v1/orders", params={"status": "completed", "limit": 200})).json()
+    assert order_id in [o["order_id"] for o in completed["items"]]
+    assert (await stack.api.get("/v1/orders", params={"status": "nonsense"})).status_code == 422
     # the customer got messages in Russian with the order number
     msgs = (await stack.sandbox.get("/sandbox/notifications", params={"phone": phone})).json()
     texts = [m["text"] for m in (msgs["messages"] if isinstance(msgs, dict) else msgs)]

@@ -72,12 +72,6 @@ async def sb(make_sandbox: Any, merchant: Merchant) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-async def drive(sb: Any) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=sb.url, timeout=10) as http:
-        yield http
-
-
-@pytest.fixture
 async def acquiring(sb: Any) -> AsyncIterator[AcquiringClient]:
     async with httpx.AsyncClient(base_url=f"{sb.url}/acquiring", timeout=10) as http:
         yield AcquiringClient(http, user=USER, password=PASSWORD)

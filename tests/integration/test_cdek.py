@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+
+from conftest import wait_for
 from fastapi import FastAPI, Request
 
 from adapters.couriers import CdekClient, Courier
@@ -41,16 +43,6 @@ def booking(shipment_id: str, **kw: Any) -> BookingRequest:
     )
     base.update(kw)
     return BookingRequest(**base)
-
-
-async def wait_for(check: Callable[[], Awaitable[T]], *, timeout_s: float = 5.0, step_s: float = 0.02) -> T:
-    """Poll ``check`` until it returns something truthy: at most ``timeout_s`` and a bounded count."""
-    for _ in range(int(timeout_s / step_s) + 1):
-        value = await check()
-        if value:
-            return value
-        await asyncio.sleep(step_s)
-    raise AssertionError(f"condition not met within {timeout_s}s")
 
 
 @asynccontextmanager

@@ -25,12 +25,6 @@ async def sb(make_sandbox: Any) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-async def drive(sb: Any) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=sb.url, timeout=10) as http:
-        yield http
-
-
-@pytest.fixture
 async def loyalty(sb: Any) -> AsyncIterator[LoyaltyClient]:
     async with httpx.AsyncClient(base_url=f"{sb.url}/loyalty", timeout=10) as http:
         yield LoyaltyClient(http, user="orkestr", password="orkestr")

@@ -18,12 +18,6 @@ async def sb(make_sandbox: Any) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-async def drive(sb: Any) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=sb.url, timeout=10) as http:
-        yield http
-
-
-@pytest.fixture
 async def notify(sb: Any) -> AsyncIterator[NotificationClient]:
     async with httpx.AsyncClient(base_url=f"{sb.url}/notify", timeout=10) as http:
         yield NotificationClient(http, token="dev-notify-token")

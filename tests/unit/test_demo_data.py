@@ -102,3 +102,14 @@ def test_small_catalog() -> None:
     # dense enough that every store has something to sell
     for s in a.stores:
         assert sum(1 for (_, loc), q in a.stock.items() if loc == s.id and q > 0) >= 10
+
+
+def test_every_demo_location_can_hand_parcels_to_both_carriers() -> None:
+    """A location whose city the carriers do not know could never ship: orders from it would park."""
+    from adapters.post import DEMO_DISPATCH_OFFICES
+    from sandbox.cdek import find_city
+
+    data = generate(seed=42, products=50, small=False)
+    cities = {loc.city for loc in data.locations}
+    assert {c for c in cities if find_city(c) is None} == set()
+    assert {c for c in cities if c.lower() not in DEMO_DISPATCH_OFFICES} == set()

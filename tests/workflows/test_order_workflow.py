@@ -98,6 +98,10 @@ async def test_happy_path_paid_assembled_delivered_captured(ts_env: Any) -> None
         await wait_until(lambda: world.loyalty == "committed", "the loyalty commit")
         assert world.captured == [placement.totals.total]
         assert world.units_held() == 0 and sum(q for *_, q in world.consumed.values()) == 3
+        for _ in range(100):  # the status follows the commit within the same workflow task or the next
+            if await handle.query(OrderWorkflow.status) == OrderStatus.completed:
+                break
+            await asyncio.sleep(0.05)
         assert await handle.query(OrderWorkflow.status) == OrderStatus.completed
         # the accrual becomes spendable only when the return window closes (14 days, skipped)
         assert await handle.result() == OrderStatus.completed
@@ -178,6 +182,7 @@ async def test_stock_moved_meanwhile_is_resourced_once(ts_env: Any) -> None:
         placement = await handle.execute_update(OrderWorkflow.placement)
         assert placement.status == OrderStatus.awaiting_payment
         snapshot = await handle.query(OrderWorkflow.snapshot)
+        await handle.terminate("test over")  # leave no timers behind on the shared time-skipping server
     assert [s.location_id for s in snapshot.shipments] == ["WH-ONLINE"]
     assert any(e.kind == "resourcing" for e in snapshot.timeline)
     assert world.calls["reserve_stock"] == 2

@@ -1,0 +1,58 @@
+"""Return steps in PostgreSQL (projection, the refund computed once, restock) and the post's return code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.common import logger, refusals_as
+from adapters.couriers import CourierRegistry
+from adapters.ledger import Ledger
+from adapters.returns_repo import OrderNotFound, ReturnsRepo
+from models.couriers import Booking
+from models.returns import RefundClaim, RefundView, RestockRequest, ReturnSnapshot
+from models.steps import BookedShipment, ErrorType
+
+RETURN_REFUSED = "ReturnRefused"
+
+
+@dataclass
+class ReturnActivities:
+    returns: ReturnsRepo
+    ledger: Ledger
+    couriers: CourierRegistry
+
+    @activity.defn
+    async def save_return(self, snapshot: ReturnSnapshot) -> None:
+        await self.returns.save(snapshot)
+
+    @activity.defn
+    async def settle_return_refund(self, claim: RefundClaim) -> RefundView:
+        """The exact refund of the accepted units (``models.refunds``), computed once per return."""
+        try:
+            refund = await self.returns.settle_refund(claim)
+        except (OrderNotFound, LookupError, ValueError) as exc:
+            raise ApplicationError(f"cannot price return {claim.return_id}: {exc}", type=RETURN_REFUSED,
+                                   non_retryable=True) from exc
+        logger().info("return.refund_settled", money=refund.money, bonus=refund.bonus, delivery=refund.delivery)
+        return refund
+
+    @activity.defn
+    async def restock_return(self, req: RestockRequest) -> int:
+        units = await self.ledger.restock(req.location_id, [(i.key, i.sku, i.qty) for i in req.items])
+        logger().info("return.restocked", location=req.location_id, units=units)
+        return units
+
+    @activity.defn
+    async def post_return_code(self, booked: BookedShipment) -> str:
+        """The code the customer shows at any post office for a Russian Post easy return."""
+        post = self.couriers.get(booked.carrier)
+        code_of = getattr(post, "return_code", None)
+        if code_of is None:
+            raise ApplicationError(f"{booked.carrier} has no return codes", type=ErrorType.COURIER_REFUSED,
+                                   non_retryable=True)
+        with refusals_as(ErrorType.COURIER_REFUSED):
+            return str(await code_of(Booking(carrier=booked.carrier, external_id=booked.external_id,
+                                              tracking_number=booked.tracking_number)))

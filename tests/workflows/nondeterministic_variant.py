@@ -1,0 +1,24 @@
+"""A deliberately non-deterministic variant of OrderWorkflow, for the `orkestr replay` test.
+
+It asks the bank for a payment status before pricing the cart: a history recorded with the real
+workflow scheduled ``price_cart`` first, so replaying it against this code must fail.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+from models.order import OrderInput, OrderStatus
+from workflows.common import call
+from workflows.order import OrderWorkflow as RealOrderWorkflow
+
+
+@workflow.defn(name="OrderWorkflow")
+class OrderWorkflow(RealOrderWorkflow):
+    @workflow.run
+    async def run(self, inp: OrderInput) -> OrderStatus:
+        return await super().run(inp)
+
+    async def _place(self) -> None:
+        await call("payment_status", "probe")  # the new first step
+        await super()._place()

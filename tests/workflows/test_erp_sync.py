@@ -1,0 +1,220 @@
+"""ErpStockSyncWorkflow: full and delta imports from the ERP sandbox into the ledger, a failed page
+retried without re-reading or duplicating, reservations kept through imports, and the schedules
+``worker.bootstrap`` creates.
+
+The time-skipping test isolates the workflow (stand-in activities); the others run through the
+whole stack (``stack``: sandbox ERP over HTTP, the real worker, PostgreSQL, the dev server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+from temporalio.worker import Worker
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))
+from helpers import fresh_sku, ledger_row, next_phone, order_body  # noqa: E402
+
+from activities.erp import ErpActivities  # noqa: E402
+from adapters.catalog import CatalogRepo  # noqa: E402
+from adapters.erp import ErpClient  # noqa: E402
+from adapters.errors import ExternalUnavailable  # noqa: E402
+from adapters.ledger import Ledger  # noqa: E402
+from models.steps import ImportResult  # noqa: E402
+from workflows.erp_sync import ErpStockSyncWorkflow, SyncInput, SyncResult  # noqa: E402
+
+
+# --- the workflow alone (time-skipping) ----------------------------------------------------------------
+async def test_full_sync_runs_every_import_in_order_and_retries_a_failed_one(ts_env: Any) -> None:
+    calls: list[str] = []
+    attempts = {"import_stock_full": 0}
+
+    def stub(name: str, rows: int) -> Any:
+        @activity.defn(name=name)
+        async def run() -> ImportResult:
+            calls.append(name)
+            if name == "import_stock_full":
+                attempts[name] += 1
+                if attempts[name] == 1:
+                    raise ApplicationError("ERP answered 503 on page 3")  # retryable: a transport fault
+            return ImportResult(rows=rows, version=41 if name.startswith("import_stock") else 0)
+
+        return run
+
+    acts = [stub("import_locations", 8), stub("import_products", 30), stub("import_prices", 300),
+            stub("import_stock_full", 750), stub("import_stock_delta", 3)]
+    queue = f"q-{uuid.uuid4()}"
+    async with Worker(ts_env.client, task_queue=queue, workflows=[ErpStockSyncWorkflow], activities=acts):
+        full = await ts_env.client.execute_workflow(ErpStockSyncWorkflow.run, SyncInput(mode="full"),
+                                                    id=f"sync-{uuid.uuid4()}", task_queue=queue)
+        delta = await ts_env.client.execute_workflow(ErpStockSyncWorkflow.run, SyncInput(mode="delta"),
+                                                     id=f"sync-{uuid.uuid4()}", task_queue=queue)
+    assert full == SyncResult(mode="full", locations=8, products=30, prices=300, stock_rows=750, version=41)
+    assert delta == SyncResult(mode="delta", stock_rows=3, version=41)
+    assert calls == ["import_locations", "import_products", "import_prices", "import_stock_full",
+                     "import_stock_full", "import_stock_delta"]
+
+
+# --- through the stack -------------------------------------------------------------------------------------
+pytestmark_e2e = pytest.mark.e2e
+
+
+async def erp_stock(stack: Any, sku: str) -> dict[str, int]:
+    r = await stack.sandbox.get("/sandbox/erp/stock", params={"sku": sku})
+    r.raise_for_status()
+    return {row["location_id"]: row["quantity"] for row in r.json()["items"]}
+
+
+async def ledger_stock(stack: Any, sku: str) -> dict[str, int]:
+    async with stack.engine.connect() as conn:
+        rows = await conn.execute(text("SELECT location_id, on_hand FROM stock WHERE sku = :s"), {"s": sku})
+        return {r.location_id: r.on_hand for r in rows}
+
+
+def nonzero(d: dict[str, int]) -> dict[str, int]:
+    return {k: v for k, v in d.items() if v}
+
+
+@pytestmark_e2e
+async def test_delta_brings_erp_changes_and_store_sales_into_the_ledger(stack: Any) -> None:
+    sku = await fresh_sku(stack, {"MSK-001": 2})
+    r = await stack.sandbox.post("/sandbox/erp/stock", json={"items": [
+        {"sku": sku, "location_id": "MSK-001", "quantity": 7}, {"sku": sku, "location_id": "SPB-001", "quantity": 3}]})
+    r.raise_for_status()
+    result = await stack.sync("delta")
+    assert result.mode == "delta" and result.stock_rows >= 2
+    assert nonzero(await ledger_stock(stack, sku)) == {"MSK-001": 7, "SPB-001": 3}
+
+    r = await stack.sandbox.post("/sandbox/erp/simulate-sales", json={"count": 15})
+    r.raise_for_status()
+    sales = r.json()["sales"]
+    assert sales, "the ERP sandbox sold nothing"
+    await stack.sync("delta")
+    final: dict[tuple[str, str], int] = {}
+    for sale in sales:  # the last movement of each pair is its quantity now
+        final[(sale["Sku"], sale["Warehouse"])] = sale["Quantity"]
+    for (s, loc), qty in final.items():
+        assert (await ledger_stock(stack, s)).get(loc) == qty, (s, loc)
+
+    full = await stack.sync("full")
+    assert full.locations == 8 and full.products == 30 and full.stock_rows > 100
+    for s in {s for s, _ in final} | {sku}:
+        assert nonzero(await ledger_stock(stack, s)) == nonzero(await erp_stock(stack, s))
+
+
+@pytestmark_e2e
+async def test_full_sync_during_active_reservations_keeps_them(stack: Any) -> None:
+    sku = await fresh_sku(stack, {"MSK-003": 5})
+    r = await stack.api.post("/v1/orders", json=order_body(sku, 2, phone=next_phone()))
+    assert r.status_code == 201, r.text
+    assert await ledger_row(stack, sku, "MSK-003") == (5, 2)
+    # the store sells 1 at the till, the ERP knows, a full import runs: the order's 2 units stay held
+    r = await stack.sandbox.post("/sandbox/erp/stock", json={"items": [
+        {"sku": sku, "location_id": "MSK-003", "quantity": 4}]})
+    r.raise_for_status()
+    await stack.sync("full")
+    assert await ledger_row(stack, sku, "MSK-003") == (4, 2)
+    stock = (await stack.api.get("/v1/stock", params={"sku": sku})).json()["items"][0]
+    assert stock["available"] == 2
+
+
+@pytestmark_e2e
+async def test_failed_stock_page_is_retried_by_the_workflow(stack: Any) -> None:
+    sku = await fresh_sku(stack, {"SPB-002": 4})
+    await stack.sandbox.post("/sandbox/erp/stock", json={"items": [{"sku": sku, "location_id": "SPB-002",
+                                                                    "quantity": 6}]})
+    before = (await stack.sandbox.get("/sandbox/erp/faults")).json()["injected"]
+    r = await stack.sandbox.post("/sandbox/erp/faults", json={"fail_next": 1, "operations": ["stock"]})
+    r.raise_for_status()
+    try:
+        result = await asyncio.wait_for(stack.sync("full"), timeout=45)  # one retry after ~2 s
+    finally:
+        await stack.sandbox.post("/sandbox/erp/faults", json={"fail_next": 0})
+    assert (await stack.sandbox.get("/sandbox/erp/faults")).json()["injected"] == before + 1
+    assert result.stock_rows > 100
+    assert nonzero(await ledger_stock(stack, sku)) == {"SPB-002": 6}
+
+
+@pytestmark_e2e
+async def test_stock_import_resumes_after_the_failed_page_without_rereading(stack: Any,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The activity itself, attempt by attempt: pages of 100 rows; the ERP fails the 3rd page; the
+    retry (with the heartbeat the first attempt left) starts at row 200 and the ledger ends equal to
+    the ERP with reservations untouched."""
+    import activities.erp as erp_acts
+
+    monkeypatch.setattr(erp_acts, "PAGE", 20)  # stock pages are PAGE * 5 = 100 rows
+    sku = await fresh_sku(stack, {"ALA-001": 3})
+    owner = f"order-RESUME{uuid.uuid4().hex[:6]}"
+    from models.stock import Allocation
+
+    ledger = Ledger(stack.engine)
+    await ledger.reserve(owner, [Allocation(key=f"{owner}:1", sku=sku, location_id="ALA-001", qty=2)])
+    s = stack.settings
+    total = (await stack.sandbox.get("/sandbox/erp/stock")).json()["rows"]
+    assert total > 300
+
+    async with httpx.AsyncClient(base_url=s.erp_url, timeout=10) as http:
+        acts = ErpActivities(ErpClient(http, user=s.erp_user, password=s.erp_password), CatalogRepo(stack.engine),
+                             ledger, stack.engine)
+        first = ActivityEnvironment()
+        beats: list[tuple[Any, ...]] = []
+
+        def on_heartbeat(*details: Any) -> None:
+            beats.append(details)
+            if len(beats) == 2:  # two pages applied: the ERP fails the next one
+                httpx.post(f"{stack.sandbox_url}/sandbox/erp/faults",
+                           json={"fail_next": 1, "operations": ["stock"]}).raise_for_status()
+
+        first.on_heartbeat = on_heartbeat
+        with pytest.raises(ExternalUnavailable):
+            await first.run(acts.import_stock_full)
+        assert [b[0] for b in beats] == [100, 200]
+
+        retry = ActivityEnvironment()
+        retry.info = dataclasses.replace(retry.info, attempt=2, heartbeat_details=list(beats[-1]))
+        resumed = await retry.run(acts.import_stock_full)
+    assert resumed.rows == total - 200  # the two pages already applied were not fetched again
+    assert resumed.version == beats[-1][1]
+    assert nonzero(await ledger_stock(stack, sku)) == nonzero(await erp_stock(stack, sku))
+    assert await ledger_row(stack, sku, "ALA-001") == (3, 2)
+    await ledger.release(owner)
+
+
+@pytestmark_e2e
+async def test_bootstrap_creates_the_sync_schedules_idempotently(stack: Any) -> None:
+    from temporalio.client import ScheduleActionStartWorkflow
+
+    from worker import bootstrap
+
+    # a queue nobody polls: should a schedule fire during the test, nothing runs
+    settings = stack.settings.model_copy(update={"task_queue": f"sched-{uuid.uuid4().hex[:8]}",
+                                                 "erp_sync_delta_every_seconds": 45})
+    try:
+        await bootstrap(stack.temporal, settings, schedules=True, initial_sync=False)
+        await bootstrap(stack.temporal, settings, schedules=True, initial_sync=False)  # a restart: no error
+        found = {}
+        for mode in ("full", "delta"):
+            desc = await stack.temporal.get_schedule_handle(f"erp-sync-{mode}").describe()
+            action = desc.schedule.action
+            assert isinstance(action, ScheduleActionStartWorkflow)
+            assert action.workflow == "ErpStockSyncWorkflow" and action.task_queue == settings.task_queue
+            found[mode] = desc.schedule.spec.intervals[0].every.total_seconds()
+        assert found == {"full": settings.erp_sync_full_every_minutes * 60, "delta": 45}
+    finally:
+        for mode in ("full", "delta"):
+            try:
+                await stack.temporal.get_schedule_handle(f"erp-sync-{mode}").delete()
+            except Exception:
+                pass
