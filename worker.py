@@ -26,6 +26,7 @@ from activities.notify import NotifyActivities
 from activities.orders import ProjectionActivities
 from activities.payments import PaymentActivities
 from activities.pos import PosActivities
+from activities.reservations import ReservationActivities
 from activities.returns import ReturnActivities
 from activities.stock import StockActivities
 from activities.tasks import TaskActivities
@@ -39,6 +40,7 @@ from adapters.loyalty import LoyaltyClient
 from adapters.notify import NotificationClient
 from adapters.orders_repo import OrdersRepo
 from adapters.pos import PosClient
+from adapters.reservations_repo import ReservationsRepo
 from adapters.tasks_repo import TasksRepo
 from observability import make_activity_interceptor, serve_metrics, tracing_interceptors, worker_runtime
 from adapters.returns_repo import ReturnsRepo
@@ -46,11 +48,12 @@ from settings import Settings, get_settings
 from workflows.erp_sync import ErpStockSyncWorkflow
 from workflows.fulfillment import FulfillmentWorkflow
 from workflows.order import OrderWorkflow
+from workflows.reservation import ReservationWorkflow
 from workflows.returns import ReturnWorkflow
 
 log = structlog.get_logger("worker")
 
-WORKFLOWS: list[type] = [OrderWorkflow, FulfillmentWorkflow, ErpStockSyncWorkflow, ReturnWorkflow]
+WORKFLOWS: list[type] = [OrderWorkflow, FulfillmentWorkflow, ErpStockSyncWorkflow, ReturnWorkflow, ReservationWorkflow]
 
 
 @dataclass
@@ -105,6 +108,8 @@ async def wiring(settings: Settings, engine: AsyncEngine | None = None) -> Async
         local_acts = [stock.load_stock_view, stock.reserve_stock, stock.release_stock, stock.consume_stock,
                       projection.save_order, returns.save_return, returns.settle_return_refund,
                       returns.restock_return]
+        reservations = ReservationActivities(ReservationsRepo(engine), ledger)
+        local_acts += [reservations.save_reservation, reservations.settle_reservation]
         acts = [
             payments.register_payment, payments.payment_status, payments.capture_payment,
             payments.reverse_payment, payments.refund_payment,

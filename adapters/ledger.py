@@ -66,6 +66,30 @@ def _settle(new_status: str, consume: bool) -> TextClause:
     )
 
 
+_SETTLE_TAKEN = text(
+    """
+    WITH old AS (
+        SELECT key, sku, location_id, qty, LEAST(CAST(:take AS int), qty) AS taken FROM reservation
+        WHERE key = :key AND owner = :owner AND status = 'held' FOR UPDATE
+    ), r AS (
+        UPDATE reservation AS t
+        SET status = CASE WHEN old.taken > 0 THEN 'consumed' ELSE 'released' END,
+            qty = CASE WHEN old.taken > 0 THEN old.taken ELSE old.qty END, updated_at = now()
+        FROM old WHERE t.key = old.key
+        RETURNING old.sku, old.location_id, old.qty AS held, old.taken
+    ), rest AS (
+        INSERT INTO reservation (key, owner, sku, location_id, qty, status, created_at, updated_at)
+        SELECT old.key || ':' || 'rest', :owner, old.sku, old.location_id, old.qty - old.taken, 'released', now(), now()
+        FROM old WHERE old.taken > 0 AND old.qty > old.taken
+        ON CONFLICT (key) DO NOTHING
+    )
+    UPDATE stock AS s SET reserved = s.reserved - r.held, on_hand = s.on_hand - r.taken, updated_at = now()
+    FROM r WHERE s.sku = r.sku AND s.location_id = r.location_id
+    RETURNING r.held, r.taken
+    """
+)
+
+
 _RESTOCK = text(
     """
     WITH r AS (
@@ -132,6 +156,19 @@ class Ledger:
         async with self.engine.begin() as conn:
             rows = (await conn.execute(stmt, params)).all()
         return sum(r.qty for r in rows)
+
+    async def settle_taken(self, owner: str, taken: Sequence[tuple[str, int]]) -> tuple[int, int]:
+        """A pickup: of each held key, ``take`` units become a sale (on hand decreases) and the rest
+        is released (recorded as ``<key>:rest``); ``take`` 0 releases the key. One transaction; a
+        key no longer held is left alone, so a repeat changes nothing. Returns (consumed, released)."""
+        consumed = released = 0
+        async with self.engine.begin() as conn:
+            for key, take in taken:
+                row = (await conn.execute(_SETTLE_TAKEN, {"owner": owner, "key": key, "take": max(take, 0)})).first()
+                if row is not None:
+                    consumed += row.taken
+                    released += row.held - row.taken
+        return consumed, released
 
     async def held(self, owner: str) -> list[Allocation]:
         async with self.engine.connect() as conn:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from api import errors
-from api.routes import callbacks, delivery, history, orders, products, reports, returns, stock, tasks
+from api.routes import callbacks, delivery, history, orders, products, reports, reservations, returns, stock, tasks
 from settings import Settings, get_settings
 
 
@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     )
     app.state.settings = settings
     errors.install(app)
-    for module in (orders, history, products, callbacks, stock, delivery, reports, tasks, returns):
+    for module in (orders, history, products, callbacks, stock, delivery, reports, tasks, returns, reservations):
         app.include_router(module.router)
 
     @app.get("/health", tags=["ops"])

@@ -63,6 +63,12 @@ class OrderIn(Strict):
     bonus_to_spend: int = Field(default=0, ge=0, description="kopecks of bonus to write off")
     promo_code: str | None = Field(default=None, max_length=32)
 
+    @model_validator(mode="after")
+    def _pay_on_pickup_only_at_a_store(self) -> "OrderIn":
+        if self.payment.method == PaymentMethod.on_pickup and self.delivery.method != DeliveryMethod.pickup:
+            raise ValueError("payment.method on_pickup needs delivery.method pickup (paid at the store's till)")
+        return self
+
 
 class TotalsOut(BaseModel):
     subtotal: int
@@ -91,3 +97,24 @@ class Page(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+class ReservationIn(Strict):
+    """Click & reserve: hold items at a store, pay at the till when collecting."""
+
+    channel: Channel = Channel.web
+    store_id: str = Field(min_length=1, max_length=32)
+    customer: CustomerIn
+    lines: list[LineIn] = Field(min_length=1, max_length=20)
+    hold_minutes: float | None = Field(
+        default=None, gt=0, le=60 * 24 * 14,
+        description="a shorter hold than the store's pickup window (e.g. the store tablet holding an item for an hour)")
+
+
+class ReservationCreated(BaseModel):
+    reservation_id: str
+    status: str
+    store_id: str
+    amount: int
+    currency: str
+    links: dict[str, str]

@@ -22,6 +22,10 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "return_abandoned": ("Возврат {number} закрыт", "Мы не получили товары по возврату {number}, заявка закрыта."),
     "substitution": ("Изменение заказа {number}", "В заказе {number} изменился состав: {change}"),
     "extra_payment": ("Доплата по заказу {number}", "Для замены в заказе {number} нужна доплата {amount}: {payment_url}"),
+    # click & collect / click & reserve (issue 4)
+    "accepted_on_pickup": ("Заказ {number} принят", "Заказ {number} принят. Сумма {total}, оплата при получении в магазине {store}. Сообщим, когда он будет готов к выдаче."),
+    "reserved": ("Резерв {number} оформлен", "Резерв {number} в магазине {store} оформлен. Сообщим, когда товар будет отложен."),
+    "collected": ("Заказ {number} выдан", "Заказ {number} выдан в магазине. Спасибо за покупку!"),
 }
 
 

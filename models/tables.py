@@ -202,3 +202,23 @@ class Restock(SQLModel, table=True):
     location_id: str = Field(max_length=32)
     qty: int
     created_at: datetime = _ts()
+
+
+class ReservationRow(SQLModel, table=True):
+    """The store-reservation projection (click & reserve, the at-store stage of click & collect):
+    `GET /v1/reservations/{id}` after the workflow closes. Not the ledger's ``reservation`` rows."""
+
+    __tablename__ = "reservations"
+
+    reservation_id: str = Field(primary_key=True, max_length=40)
+    status: str = Field(max_length=24)
+    channel: str = Field(max_length=16)
+    store_id: str = Field(index=True, max_length=32)
+    phone: str = Field(index=True, max_length=32)
+    order_id: str | None = Field(default=None, max_length=40, index=True)
+    amount: int = 0
+    currency: str = "RUB"
+    version: int = 0
+    snapshot: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()

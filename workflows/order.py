@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         OrderSnapshot,
         OrderStatus,
         PaymentEvent,
+        PaymentMethod,
         PaymentState,
         PaymentView,
         Placement,
@@ -78,6 +79,7 @@ with workflow.unsafe.imports_passed_through():
 from workflows import search
 from workflows.common import call, local, signal_workflow
 from workflows.order_changes import OrderChanges
+from workflows.pickup import PickupStage
 from workflows.recovery import Recovery, StepAbandoned
 
 Undo = Callable[[], Awaitable[None]]
@@ -93,7 +95,7 @@ class PlacementRefused(Exception):
 
 
 @workflow.defn
-class OrderWorkflow(OrderChanges):
+class OrderWorkflow(OrderChanges, PickupStage):
     def __init__(self) -> None:
         self._inp: OrderInput | None = None
         self._status = OrderStatus.pending
@@ -119,6 +121,8 @@ class OrderWorkflow(OrderChanges):
         self._recovery = Recovery()  # a step parked for an operator (workflows/recovery.py)
         self._parked_children: dict[str, ParkedStep] = {}
         self._status_before_hold: OrderStatus | None = None
+        self._extra: dict[str, object] = {}  # e.g. the promised pickup date (workflows/pickup.py)
+        self._kept: list[tuple[int, int]] | None = None  # (pos_id, qty) finally sold after a partial pickup
 
     # ------------------------------------------------------------------ the process
     @workflow.run
@@ -138,8 +142,9 @@ class OrderWorkflow(OrderChanges):
         self._placement = Placement(order_id=inp.order_id, status=self._status, totals=self._totals,
                                     payment_url=self._payment_url)
         await self._save()
-        await self._notify("accepted", total=format_money(self._totals.total, inp.currency),
-                           payment_url=self._payment_url)
+        await self._notify("accepted_on_pickup" if self._pay_on_pickup else "accepted",
+                           total=format_money(self._totals.total, inp.currency), payment_url=self._payment_url,
+                           store=self._store_id)
 
         if not await self._await_payment() or not await self._fulfil():
             await workflow.wait_condition(workflow.all_handlers_finished)
@@ -174,6 +179,10 @@ class OrderWorkflow(OrderChanges):
         self._event("priced", f"Сумма {format_money(self._totals.total, inp.currency)}: товары "
                               f"{format_money(priced.subtotal)}, скидка {format_money(priced.discount)}, "
                               f"бонусы {format_money(priced.bonus_spent)}, доставка {format_money(delivery)}")
+        if self._pay_on_pickup:  # click & collect paid at the till: no online payment to register
+            self._status = OrderStatus.assembling
+            self._event("pay_on_pickup", f"Оплата при получении в магазине {inp.delivery.store_id}")
+            return
         try:
             reg = await call("register_payment", RegisterPayment(
                 order_number=workflow.info().workflow_id, amount=self._totals.total, currency=inp.currency,
@@ -237,12 +246,15 @@ class OrderWorkflow(OrderChanges):
         }
         if inp.delivery.method == DeliveryMethod.pickup:
             self._store_id = inp.delivery.store_id
+            self._promise_pickup()
         elif len(self._shipments) == 1:
             self._store_id = next(iter(self._shipments.values())).location_id
 
     # 4: the payment window ----------------------------------------------------------------------
     async def _await_payment(self) -> bool:
         inp = self._require_input()
+        if self._pay_on_pickup:
+            return True
         deadline = workflow.now() + timedelta(minutes=inp.payment_window_minutes)
         poll = timedelta(minutes=inp.payment_poll_minutes)
         while self._payment_event is None and self._cancel is None:
@@ -321,6 +333,8 @@ class OrderWorkflow(OrderChanges):
             return False
         self._status = OrderStatus.assembling
         await self._save()
+        if inp.delivery.method == DeliveryMethod.pickup:
+            return await self._collect_at_store()
         by_sku = {l.sku: l for l in self._lines}
         handles = []
         for n, (sid, shipment) in enumerate(self._shipments.items(), start=1):
@@ -363,15 +377,15 @@ class OrderWorkflow(OrderChanges):
     async def _settle(self) -> None:
         inp = self._require_input()
         md_order = self._payment.md_order
-        assert md_order is not None
-        await call("capture_payment", CaptureRequest(md_order=md_order, amount=self._capture_amount(),
-                                                      idempotency_key=f"{workflow.info().workflow_id}:capture"))
-        await self._capture_extra()  # what a payment of the difference holds (workflows.order_changes)
-        self._payment = PaymentView(state=PaymentState.captured, md_order=md_order, held=self._totals.total,
-                                    captured=self._totals.total)
-        self._event("captured", f"Списано {format_money(self._totals.total, inp.currency)} (deposit.do)")
+        if md_order is not None:  # None: paid at the store's till (on_pickup), nothing to capture
+            await call("capture_payment", CaptureRequest(md_order=md_order, amount=self._capture_amount(),
+                                                          idempotency_key=f"{workflow.info().workflow_id}:capture"))
+            await self._capture_extra()  # what a payment of the difference holds (workflows.order_changes)
+            self._payment = PaymentView(state=PaymentState.captured, md_order=md_order, held=self._totals.total,
+                                        captured=self._totals.total)
+            self._event("captured", f"Списано {format_money(self._totals.total, inp.currency)} (deposit.do)")
         accrual = await call("commit_loyalty", LoyaltyCommit(purchase_id=inp.order_id, transaction_id=self._loyalty_tx,
-                                                             order_id=inp.order_id), result_type=int)
+                                                             order_id=inp.order_id, kept=self._kept), result_type=int)
         self._undo.clear()  # nothing left to compensate: later changes are returns
         self._event("loyalty_committed", f"Покупка проведена в программе лояльности, к начислению {format_money(accrual)}")
         self._status = OrderStatus.completed
@@ -439,10 +453,16 @@ class OrderWorkflow(OrderChanges):
             self._shipment_moved(update.shipment_id, update.data["location_id"])
         self._event(f"shipment_{update.status.value}", update.message, shipment_id=update.shipment_id,
                     **update.data)
+        if current.transfer_to:  # goods travelling to the pickup store: the customer waits for "ready"
+            self._dirty = True
+            return
         states = {s.status for s in self._shipments.values()}
+        pickup = self._require_input().delivery.method == DeliveryMethod.pickup
         if states == {ShipmentState.delivered}:
             self._status = OrderStatus.delivered
-            self._outbox.append(("delivered", {}))
+            self._outbox.append(("collected" if pickup else "delivered", {}))
+        elif pickup and update.status == ShipmentState.ready_for_pickup:
+            self._status = OrderStatus.ready_for_pickup
         elif update.status == ShipmentState.handed_over:
             self._status = OrderStatus.shipped
             self._outbox.append(("shipped", {"carrier": update.carrier, "tracking": update.tracking_number,
@@ -462,8 +482,8 @@ class OrderWorkflow(OrderChanges):
     def _validate_cancel(self, req: CancelRequest) -> None:
         if self._status.is_final:
             raise ApplicationError(f"order is already {self._status.value}")
-        handed = [s.shipment_id for s in self._shipments.values()
-                  if s.status in (ShipmentState.handed_over, ShipmentState.in_transit, ShipmentState.delivered)]
+        handed = [s.shipment_id for s in self._shipments.values() if not s.transfer_to
+                  and s.status in (ShipmentState.handed_over, ShipmentState.in_transit, ShipmentState.delivered)]
         if handed:
             raise ApplicationError("the order has been handed to the courier: cancel is no longer possible, "
                                    "start a return instead")
@@ -559,7 +579,7 @@ class OrderWorkflow(OrderChanges):
             delivery=inp.delivery, lines=self._lines, totals=self._totals, payment=self._payment,
             shipments=list(self._shipments.values()), timeline=list(self._timeline),
             created_at=self._created_at or workflow.now(), updated_at=workflow.now(), version=self._version,
-            payment_url=self._payment_url, store_id=self._store_id,
+            payment_url=self._payment_url, store_id=self._store_id, extra=dict(self._extra),
         )
 
     async def _save(self) -> None:

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import uuid
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Header, Query
-from fastapi.responses import JSONResponse
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
@@ -24,8 +21,9 @@ from adapters.orders_repo import phone_hash, snapshot_to_json
 from adapters.returns_repo import ReturnsRepo
 from api.deps import CatalogDep, IdempotencyDep, LedgerDep, OrdersDep, SettingsDep, TemporalDep
 from api.errors import ApiError
+from api.idempotency import idempotent
 from api.routes.delivery import priced_delivery
-from api.schemas import CancelIn, OrderCreated, OrderIn, Page, TotalsOut
+from api.schemas import CancelIn, LineIn, OrderCreated, OrderIn, Page, TotalsOut
 from models.order import (
     Address,
     CancelRequest,
@@ -39,6 +37,7 @@ from models.order import (
     order_workflow_id,
 )
 from models.steps import ErrorType
+from models.stock import LocationInfo
 from settings import Settings
 from workflows import search
 from workflows.order import OrderWorkflow
@@ -64,41 +63,13 @@ async def place_order(
     settings: SettingsDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
 ) -> Any:
-    scope = "orders.create"
-    if idempotency_key is not None:
-        if not idempotency_key.strip():
-            raise ApiError(422, "validation_error", "Idempotency-Key: must not be empty", field="Idempotency-Key")
-        request_hash = hashlib.sha256(json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
-        claim = await idem.claim(key=idempotency_key, scope=scope, request_hash=request_hash)
-        if claim.outcome == "replay":
-            return JSONResponse(claim.body, status_code=claim.status_code or 200,
-                                headers={"Idempotent-Replayed": "true"})
-        if claim.outcome == "mismatch":
-            raise ApiError(422, "idempotency_key_reuse",
-                           "Idempotency-Key: this key was already used with a different request body",
-                           field="Idempotency-Key")
-        if claim.outcome == "in_flight":
-            raise ApiError(409, "idempotency_key_in_flight",
-                           "Idempotency-Key: a request with this key is still being processed; retry later",
-                           field="Idempotency-Key")
-    try:
-        status, payload = await _place(body, temporal, catalog, ledger, settings, idempotency_key)
-    except ApiError as err:
-        if idempotency_key is not None:  # errors are part of the stored answer, as Stripe does
-            await idem.finish(key=idempotency_key, scope=scope, status_code=err.status, body=err.body)
-        raise
-    except Exception:
-        if idempotency_key is not None:
-            await idem.release(key=idempotency_key, scope=scope)
-        raise
-    if idempotency_key is not None:
-        await idem.finish(key=idempotency_key, scope=scope, status_code=status, body=payload)
-    return JSONResponse(payload, status_code=status)
+    return await idempotent(idem, scope="orders.create", key=idempotency_key, payload=body.model_dump(mode="json"),
+                            run=lambda: _place(body, temporal, catalog, ledger, settings, idempotency_key))
 
 
 async def _place(body: OrderIn, temporal: Any, catalog: CatalogRepo, ledger: Ledger, settings: Settings,
                  idempotency_key: str | None) -> tuple[int, dict[str, Any]]:
-    lines = await _catalog_lines(body, catalog)
+    lines = await catalog_lines(body.lines, catalog)
     await _check_pickup_store(body, ledger)
     order_id = new_order_id(idempotency_key)
     placed_at = datetime.now(timezone.utc)
@@ -157,16 +128,17 @@ def _placement_response(p: Placement) -> tuple[int, dict[str, Any]]:
     return 201, body.model_dump(mode="json")
 
 
-async def _catalog_lines(body: OrderIn, catalog: CatalogRepo) -> list[CatalogLine]:
+async def catalog_lines(lines: list[LineIn], catalog: CatalogRepo) -> list[CatalogLine]:
+    """The requested lines priced from the catalog; 422 naming the line when a SKU is unknown or unsold."""
     seen: dict[str, int] = {}
-    for i, line in enumerate(body.lines):
+    for i, line in enumerate(lines):
         if line.sku in seen:
             raise ApiError(422, "duplicate_line", f"lines[{i}].sku: {line.sku} is already in lines[{seen[line.sku]}]; "
                                                   "send one line with the total quantity", field=f"lines[{i}].sku")
         seen[line.sku] = i
-    known = await catalog.skus([l.sku for l in body.lines])
+    known = await catalog.skus([l.sku for l in lines])
     out = []
-    for i, line in enumerate(body.lines):
+    for i, line in enumerate(lines):
         info = known.get(line.sku)
         if info is None:
             raise ApiError(422, "unknown_sku", f"lines[{i}].sku: unknown SKU {line.sku!r}", field=f"lines[{i}].sku")
@@ -180,14 +152,17 @@ async def _catalog_lines(body: OrderIn, catalog: CatalogRepo) -> list[CatalogLin
 async def _check_pickup_store(body: OrderIn, ledger: Ledger) -> None:
     if body.delivery.method != DeliveryMethod.pickup:
         return
-    stores = {l.id: l for l in await ledger.locations()}
-    store = stores.get(body.delivery.store_id or "")
+    await pickup_store(ledger, body.delivery.store_id or "", field="delivery.store_id")
+
+
+async def pickup_store(ledger: Ledger, store_id: str, *, field: str) -> LocationInfo:
+    """The store a customer collects from; 422 naming ``field`` if unknown or not handing out orders."""
+    store = next((l for l in await ledger.locations() if l.id == store_id), None)
     if store is None:
-        raise ApiError(422, "unknown_store", f"delivery.store_id: unknown store {body.delivery.store_id!r}",
-                       field="delivery.store_id")
+        raise ApiError(422, "unknown_store", f"{field}: unknown store {store_id!r}", field=field)
     if not store.pickup:
-        raise ApiError(422, "no_pickup", f"delivery.store_id: store {store.id} does not hand out orders",
-                       field="delivery.store_id")
+        raise ApiError(422, "no_pickup", f"{field}: store {store.id} does not hand out orders", field=field)
+    return store
 
 
 def _normal_phone(phone: str) -> str:

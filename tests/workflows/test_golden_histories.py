@@ -114,8 +114,8 @@ async def _start_order(env: Any, world: World, inp: OrderInput, queue: str) -> A
         search_attributes=search.initial(inp.order_id, "phonehash-golden", inp.channel.value))
 
 
-async def _deliver(env: Any, world: World, order_id: str, *, parked_booking: bool = False) -> None:
-    child = await started(env, f"fulfillment-{order_id}-1")
+async def _deliver(env: Any, world: World, order_id: str, *, parked_booking: bool = False, shipment: int = 1) -> None:
+    child = await started(env, f"fulfillment-{order_id}-{shipment}")
     task = await until(lambda: world.pos_tasks and world.pos_tasks[-1], "the POS task")
     await child.signal(FulfillmentWorkflow.pos_event, StoreEvent(event="assembled", task_id=task.task_id))
     if parked_booking:
@@ -384,6 +384,73 @@ scenario_people_cancel_while_assembling = _people_scenario(
     [("SKU-1", 2, 150_000), ("SKU-3", 1, 50_000)], _cancel_while_assembling, OrderStatus.cancelled, bonus=5_000)
 
 
+# --------------------------------------------------------------------------------------------- pickup
+# click & collect (the order's at-store stage is a ReservationWorkflow child) and click & reserve
+
+async def scenario_pickup_click_and_collect(env: Any, queue: str) -> Any:
+    from pickup_fakes import PickupWorld
+    from workflows.reservation import ReservationWorkflow
+
+    world = PickupWorld(stock={("SKU-1", "MSK-001"): 2, ("SKU-2", "WH-ONLINE"): 1})
+    inp = dataclasses.replace(order_input("GOLD-PICKUP", [("SKU-1", 2, 150_000), ("SKU-2", 1, 50_000)]),
+                              delivery=Delivery(method=DeliveryMethod.pickup, store_id="MSK-001"))
+
+    async def drive() -> list[str]:
+        handle = await _start_order(env, world, inp, queue)
+        await handle.execute_update(OrderWorkflow.placement)
+        await handle.signal(OrderWorkflow.payment_event, PaymentEvent(md_order="md-1", operation="approved", success=True))
+        await _deliver(env, world, inp.order_id, shipment=2)  # the transfer WH-ONLINE -> MSK-001
+        stage = await started(env, f"reservation-{inp.order_id}")
+        task = await until(lambda: next((t for t in world.pos_tasks if t.kind == "set_aside"), None), "set aside")
+        await stage.signal(ReservationWorkflow.pos_event, StoreEvent(event="ready", task_id=task.task_id, event_id="r"))
+        await until(lambda: world.notice("ready"), "the ready message")
+        await stage.signal(ReservationWorkflow.pos_event, StoreEvent(
+            event="issued", task_id=task.task_id, event_id="i", lines=[LineRequest("SKU-1", 1), LineRequest("SKU-2", 1)]))
+        assert await handle.result() == OrderStatus.completed
+        return [f"order-{inp.order_id}", f"fulfillment-{inp.order_id}-2", f"reservation-{inp.order_id}"]
+
+    return world, world.activities(), drive
+
+
+def _reservation_scenario(rid: str, ending: str) -> Callable[[Any, str], Awaitable[Any]]:
+    async def scenario(env: Any, queue: str) -> Any:
+        from models.order import OrderLine
+        from models.reservation import ReservationInput
+        from pickup_fakes import PickupWorld
+        from fakes import MSK
+        from workflows.reservation import ReservationWorkflow
+
+        world = PickupWorld(stock={("SKU-1", "MSK-001"): 2})
+        inp = ReservationInput(reservation_id=rid, store=MSK, customer=Customer(phone="+79161234567", name="Анна"),
+                               number=rid, lines=[OrderLine(pos_id=1, sku="SKU-1", name="Товар", qty=2, unit_price=100_000)],
+                               created_at=datetime(2026, 11, 23, 9, tzinfo=timezone.utc))
+
+        async def drive() -> list[str]:
+            handle = await env.client.start_workflow(ReservationWorkflow.run, inp, id=f"reservation-{rid}", task_queue=queue)
+            await handle.execute_update(ReservationWorkflow.placement)
+            task = await until(lambda: world.pos_tasks and world.pos_tasks[0], "the set-aside task")
+            await env.sleep(timedelta(minutes=31))  # the store is late: a reminder
+            await handle.signal(ReservationWorkflow.pos_event, StoreEvent(event="ready", task_id=task.task_id, event_id="r"))
+            await until(lambda: world.notice("ready"), "the ready message")
+            if ending == "partial":
+                await handle.signal(ReservationWorkflow.pos_event, StoreEvent(
+                    event="issued", task_id=task.task_id, event_id="i", lines=[LineRequest("SKU-1", 1)],
+                    paid_amount=100_000))
+            elif ending == "cancelled":
+                await handle.execute_update(ReservationWorkflow.cancel, CancelRequest(reason="передумала"))
+            await handle.result()  # expired: three days pass in test time
+            return [f"reservation-{rid}"]
+
+        return world, world.activities(), drive
+
+    return scenario
+
+
+scenario_reservation_expired = _reservation_scenario("GOLD-RES-EXPIRED", "expired")
+scenario_reservation_partial = _reservation_scenario("GOLD-RES-PARTIAL", "partial")
+scenario_reservation_cancelled = _reservation_scenario("GOLD-RES-CANCELLED", "cancelled")
+
+
 SCENARIOS = {
     "order_happy": scenario_order_happy,
     "order_payment_expired": scenario_order_payment_expired,
@@ -401,6 +468,10 @@ SCENARIOS = {
     "people_substitution_accepted": scenario_people_substitution_accepted,
     "people_substitution_timed_out": scenario_people_substitution_timed_out,
     "people_cancel_while_assembling": scenario_people_cancel_while_assembling,
+    "pickup_click_and_collect": scenario_pickup_click_and_collect,
+    "reservation_expired": scenario_reservation_expired,
+    "reservation_partial": scenario_reservation_partial,
+    "reservation_cancelled": scenario_reservation_cancelled,
 }
 
 
