@@ -63,7 +63,7 @@ with workflow.unsafe.imports_passed_through():
     from models.stock import Allocation, reservation_key
 
 from workflows import search
-from workflows.common import call, local
+from workflows.common import call, local, signal_workflow
 
 STEP_FAILED = (ActivityError, ApplicationError)
 #: a store that refused our cancel has issued the goods: its ``issued`` event is on its way
@@ -447,8 +447,8 @@ class ReservationWorkflow:
         inp = self._require_input()
         if inp.parent_id is None or inp.report_as is None:
             return
-        await workflow.get_external_workflow_handle(inp.parent_id).signal(
-            "shipment_update", ShipmentUpdate(shipment_id=inp.report_as, status=state, message=message,
+        await signal_workflow(
+            inp.parent_id, "shipment_update", ShipmentUpdate(shipment_id=inp.report_as, status=state, message=message,
                                               at=workflow.now()))
 
 
