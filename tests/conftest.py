@@ -215,17 +215,21 @@ class Stack:
             ErpStockSyncWorkflow.run, SyncInput(mode=mode), id=f"erp-sync-test-{uuid.uuid4()}",
             task_queue=self.settings.task_queue)
 
-    async def wait_order(self, order_id: str, status: str, *, timeout_s: float = 30) -> dict[str, Any]:
+    async def wait_status(self, path: str, status: str, *, timeout_s: float = 30) -> dict[str, Any]:
+        """Poll ``GET path`` until its ``status`` is ``status`` (bounded); fail with its timeline."""
         body: dict[str, Any] = {}
         for _ in range(int(timeout_s / 0.1)):
-            r = await self.api.get(f"/v1/orders/{order_id}")
+            r = await self.api.get(path)
             if r.status_code == 200:
                 body = r.json()
                 if body["status"] == status:
                     return body
             await asyncio.sleep(0.1)
-        raise AssertionError(f"order {order_id} did not reach {status}: {body.get('status')} "
+        raise AssertionError(f"{path} did not reach {status}: {body.get('status')} "
                              f"{[e['message'] for e in body.get('timeline', [])]}")
+
+    async def wait_order(self, order_id: str, status: str, *, timeout_s: float = 30) -> dict[str, Any]:
+        return await self.wait_status(f"/v1/orders/{order_id}", status, timeout_s=timeout_s)
 
     async def pos_tasks(self, location_id: str) -> list[dict[str, Any]]:
         r = await self.sandbox.get(f"/sandbox/pos/{location_id}/tasks")

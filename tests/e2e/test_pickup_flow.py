@@ -38,16 +38,7 @@ async def texts_for(stack: Any, phone: str) -> list[str]:
 
 
 async def wait_reservation(stack: Any, rid: str, status: str, timeout_s: float = 30) -> dict[str, Any]:
-    body: dict[str, Any] = {}
-    for _ in range(int(timeout_s / 0.1)):
-        r = await stack.api.get(f"/v1/reservations/{rid}")
-        if r.status_code == 200:
-            body = r.json()
-            if body["status"] == status:
-                return body
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"reservation {rid} did not reach {status}: {body.get('status')} "
-                         f"{[e['message'] for e in body.get('timeline', [])]}")
+    return await stack.wait_status(f"/v1/reservations/{rid}", status, timeout_s=timeout_s)
 
 
 async def wait_texts(stack: Any, phone: str, needle: str, timeout_s: float = 15) -> list[str]:

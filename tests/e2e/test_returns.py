@@ -34,16 +34,7 @@ async def delivered_order(stack: Any, lines: list[tuple[str, int]], *, phone: st
 
 
 async def wait_return(stack: Any, return_id: str, status: str, timeout_s: float = 30) -> dict[str, Any]:
-    body: dict[str, Any] = {}
-    for _ in range(int(timeout_s / 0.1)):
-        r = await stack.api.get(f"/v1/returns/{return_id}")
-        if r.status_code == 200:
-            body = r.json()
-            if body["status"] == status:
-                return body
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"return {return_id} is {body.get('status')}, not {status}: "
-                         f"{[e['message'] for e in body.get('timeline', [])]}")
+    return await stack.wait_status(f"/v1/returns/{return_id}", status, timeout_s=timeout_s)
 
 
 async def cdek_return_parcel(stack: Any, return_id: str) -> dict[str, Any]:
