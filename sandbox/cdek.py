@@ -672,6 +672,14 @@ class CdekSim:
         }
 
 
+async def _json_body(request: Request) -> Any:
+    """The request's JSON, or None when it is not JSON (the handler answers with CDEK's error shape)."""
+    try:
+        return await request.json()
+    except ValueError:
+        return None
+
+
 def router(sim: CdekSim) -> APIRouter:
     r = APIRouter(tags=["cdek"])
 
@@ -756,10 +764,7 @@ def router(sim: CdekSim) -> APIRouter:
         await sim.faults.check("webhook")
         if (denied := sim.unauthorized(request)) is not None:
             return denied
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
+        body = await _json_body(request)
         if not isinstance(body, dict):
             return _invalid("CREATE", [_err("v2_bad_request", "The body must be a JSON object")])
         errors = [_err("v2_field_is_empty", f"Field is empty: {k}") for k in ("type", "url") if not str(body.get(k) or "").strip()]
@@ -797,10 +802,7 @@ def router(sim: CdekSim) -> APIRouter:
         await sim.faults.check("tarifflist")
         if (denied := sim.unauthorized(request)) is not None:
             return denied
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
+        body = await _json_body(request)
         if not isinstance(body, dict):
             return JSONResponse({"tariff_codes": [], "errors": [_err("v2_bad_request", "The body must be a JSON object")]}, 400)
         errors: list[dict[str, str]] = []
