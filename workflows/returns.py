@@ -40,6 +40,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from models.recovery import ParkedStep, RetryRequest
     from models.messages import mask_phone
     from models.money import format_money
     from models.order import (
@@ -90,6 +91,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.fulfillment import FulfillmentInput, FulfillmentResult, FulfillmentWorkflow
 
 from workflows.common import call, local
+from workflows.recovery import Recovery
 
 STEP_FAILED = (ActivityError, ApplicationError)
 #: carrier statuses (models.couriers.ShipmentStatus values) meaning the carrier has the parcel
@@ -100,6 +102,7 @@ CARRIER = {ReturnMethod.courier_pickup: "cdek", ReturnMethod.post: "post"}
 @workflow.defn
 class ReturnWorkflow:
     def __init__(self) -> None:
+        self._recovery = Recovery()  # the refund, parked for an operator when the bank refuses it
         self._inp: ReturnInput | None = None
         self._status = ReturnStatus.registered
         self._lines: list[ReturnLine] = []
@@ -316,14 +319,13 @@ class ReturnWorkflow:
                                  unit_price=back)]))
             self._event("exchange_refunded", f"Возвращена разница в цене {format_money(back, inp.currency)}")
         if refund.total > 0 and inp.md_order:
-            try:
-                await call("refund_payment", RefundRequest(
-                    md_order=inp.md_order, amount=refund.total, idempotency_key=f"{self._wf_id}:refund",
-                    lines=refund_bundle_lines(self._lines, refund), delivery_amount=refund.delivery))
-            except STEP_FAILED as err:
-                self._event("refund_failed", f"Банк не провёл возврат: {_message(err)}")
-                await self._save()
-                raise
+            request = RefundRequest(
+                md_order=inp.md_order, amount=refund.total, idempotency_key=f"{self._wf_id}:refund",
+                lines=refund_bundle_lines(self._lines, refund), delivery_amount=refund.delivery)
+            # a refused refund parks for an operator (POST /v1/returns/{id}/retry) instead of failing the return;
+            # the idempotency key makes the retry refund once
+            await self._recovery.run("refund", lambda: call("refund_payment", request),
+                                     on_park=self._refund_parked, on_resume=self._refund_resumed)
         self._refunded = True
         self._status = ReturnStatus.refunded
         delivery = f" и доставка {format_money(refund.delivery, inp.currency)}" if refund.delivery else ""
@@ -476,6 +478,28 @@ class ReturnWorkflow:
     @workflow.signal
     def courier_event(self, event: CourierEvent) -> None:
         self._courier_events.append(event)
+
+    @workflow.update
+    def retry(self, req: RetryRequest) -> bool:
+        """An operator retries the parked refund (after fixing what the bank refused)."""
+        self._event("retry_requested", f"Оператор {req.by} повторяет возврат денег"
+                                       f"{': ' + req.note if req.note else ''}", by=req.by)
+        return self._recovery.resume(req)
+
+    @retry.validator
+    def _validate_retry(self, req: RetryRequest) -> None:
+        if self._recovery.parked is None:
+            raise ApplicationError("nothing to retry: the return is not waiting on a refused step")
+        if not req.by.strip():
+            raise ApplicationError("by: say who retries")
+
+    async def _refund_parked(self, parked: ParkedStep) -> None:
+        self._event("refund_failed", f"Банк не провёл возврат: {parked.message}. Возврат ждёт оператора",
+                    step=parked.step, error=parked.message, error_type=parked.error_type)
+        await self._save()
+
+    async def _refund_resumed(self, parked: ParkedStep, req: RetryRequest) -> None:
+        await self._save()
 
     @workflow.query
     def status(self) -> ReturnStatus:

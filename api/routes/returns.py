@@ -16,7 +16,9 @@ from fastapi import APIRouter, Header
 from pydantic import Field, model_validator
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.orders_repo import OrdersRepo
 from adapters.returns_repo import OrderNotFound, ReturnsRepo, return_to_json
@@ -24,6 +26,7 @@ from adapters.catalog import CatalogRepo
 from api.deps import CatalogDep, EngineDep, IdempotencyDep, LedgerDep, SettingsDep, TemporalDep
 from api.errors import ApiError
 from api.idempotency import idempotent
+from api.routes.history import RetryIn
 from api.schemas import AddressIn, Strict
 from models.order import Address, DeliveryMethod, OrderSnapshot
 from models.returns import (
@@ -37,6 +40,7 @@ from models.returns import (
     check_request,
     return_workflow_id,
 )
+from models.recovery import RetryRequest
 from models.stock import LocationInfo
 from settings import Settings
 from workflows.returns import ReturnWorkflow
@@ -179,6 +183,23 @@ async def _create(order_id: str, body: ReturnIn, temporal: Any, repo: ReturnsRep
         log.info("return.created", return_id=return_id, order_id=order_id, method=body.method.value)
     return 201, {**return_to_json(snap), "links": {"self": f"/v1/returns/{return_id}",
                                                     "order": f"/v1/orders/{order_id}"}}
+
+
+@router.post("/v1/returns/{return_id}/retry")
+async def retry_return(return_id: str, body: RetryIn, temporal: TemporalDep) -> dict[str, Any]:
+    """Resume a return parked on a refused step (the bank refused refund.do): the refund runs once."""
+    handle = temporal.get_workflow_handle(return_workflow_id(return_id))
+    try:
+        await handle.execute_update(ReturnWorkflow.retry, RetryRequest(by=body.by, note=body.note))
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+        raise ApiError(409, "nothing_to_retry", message, return_id=return_id) from err
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise ApiError(404, "not_found", f"return_id: no running return {return_id}", field="return_id") from err
+        raise
+    return {"return_id": return_id, "resumed": True}
 
 
 @router.get("/v1/returns/{return_id}")

@@ -175,3 +175,36 @@ async def test_a_return_saved_by_a_request_that_died_is_started_by_its_retry(sta
     assert r.json()["return_id"] == new_return_id(order_id, key)  # the same return, not a second one
     task = await task_for(stack, "MSK-001", order_id, kind="receive_return")  # its workflow runs now
     assert task["task_id"].startswith(f"return-{r.json()['return_id']}")
+
+
+async def test_a_refund_the_bank_refuses_parks_and_the_api_retry_refunds_once(stack: Any) -> None:
+    sku = await fresh_sku(stack, {"MSK-002": 1})
+    order = await delivered_order(stack, [(sku, 1)], phone=next_phone(), bonus=0)
+    order_id, md = order["order_id"], order["payment"]["md_order"]
+    r = await stack.api.post(f"/v1/orders/{order_id}/returns",
+                             json={"lines": [{"pos_id": 1, "qty": 1}], "method": "in_store", "store_id": "MSK-001"})
+    assert r.status_code == 201, r.text
+    rid = r.json()["return_id"]
+    r = await stack.api.post(f"/v1/returns/{rid}/retry", json={"by": "support-1"})
+    assert r.status_code == 409 and r.json()["error"] == "nothing_to_retry"  # nothing parked yet
+    task = await task_for(stack, "MSK-001", order_id, kind="receive_return")
+    r = await stack.sandbox.post("/sandbox/acquiring/faults",
+                                 json={"fail_next": 1, "status": 400, "operations": ["refund"]})
+    assert r.status_code == 200
+    await pos(stack, "MSK-001", task["task_id"], "received")
+    await pos(stack, "MSK-001", task["task_id"], "inspected", {"accepted": [{"sku": sku, "qty": 1}], "rejected": []})
+    for _ in range(300):  # the refusal is visible on the return, and no money moved
+        ret = (await stack.api.get(f"/v1/returns/{rid}")).json()
+        if any(e["kind"] == "refund_failed" for e in ret["timeline"]):
+            break
+        await asyncio.sleep(0.1)
+    assert any(e["kind"] == "refund_failed" for e in ret["timeline"]), [e["kind"] for e in ret["timeline"]]
+    bank = (await stack.sandbox.get(f"/sandbox/acquiring/orders/{md}")).json()
+    assert bank["refunded"] == 0
+    r = await stack.api.post(f"/v1/returns/{rid}/retry", json={"by": "support-1", "note": "банк ответил"})
+    assert r.status_code == 200, r.text
+    done = await wait_return(stack, rid, "completed")
+    bank = (await stack.sandbox.get(f"/sandbox/acquiring/orders/{md}")).json()
+    assert bank["refunded"] == done["refund"]["money"] + done["refund"]["delivery"] > 0
+    assert len([op for op in bank["operations"] if op["type"] == "refunded"]) == 1
+    assert (await stack.api.post("/v1/returns/RNOSUCH/retry", json={"by": "x"})).status_code == 404

@@ -19,6 +19,12 @@ from models.refunds import refund_return
 from models.returns import ReturnInput, ReturnLine, ReturnMethod, ReturnStatus, paid_lines
 from models.stock import LocationInfo
 from workflows.returns import ReturnWorkflow
+from temporalio import activity
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+
+from models.recovery import RetryRequest
+from models.steps import ErrorType, RefundRequest
 
 @pytest.fixture(scope="module")
 async def ts_env() -> Any:
@@ -296,3 +302,46 @@ async def test_exchange_not_paid_in_time_becomes_a_plain_return(ts_env: Any) -> 
     assert world.bank_refunds[f"{handle.id}:refund"].amount == expected.money_total
     assert world.released and not world.held and world.stock[("SKU-1-L", "MSK-001")] == 1
     assert world.last().exchange is not None and world.last().exchange.status == "declined"
+
+
+async def test_a_refused_refund_parks_for_an_operator_and_the_retry_refunds_once(ts_env: Any) -> None:
+    """The bank refuses refund.do: the return waits for a person instead of failing; after the retry
+    the money goes back exactly once and the return completes."""
+    world = ReturnWorld()
+    bank_says_no = {"on": True}
+    original = world.activities
+
+    def refusing_bank() -> list[Any]:
+        acts = original()
+        real = next(a for a in acts if getattr(a, "__temporal_activity_definition").name == "refund_payment")
+
+        @activity.defn(name="refund_payment")
+        async def refund_payment(req: RefundRequest) -> None:
+            if bank_says_no["on"]:
+                raise ApplicationError("acquiring refused refund.do: 7: system error", type=ErrorType.PAYMENT_REFUSED,
+                                       non_retryable=True)
+            await real(req)
+
+        return [refund_payment if a is real else a for a in acts]
+
+    world.activities = refusing_bank  # type: ignore[method-assign]
+    inp = return_input(ReturnMethod.in_store, [(1, 1)])
+    handle, worker = await start(ts_env, world, inp)
+    async with worker:
+        with pytest.raises(WorkflowUpdateFailedError):  # nothing parked yet: the validator refuses
+            await handle.execute_update(ReturnWorkflow.retry, RetryRequest(by="ops"))
+        await wait_status(handle, ReturnStatus.awaiting_goods)
+        await store_event(handle, "received")
+        await store_event(handle, "inspected", accepted=[LineRequest("SKU-1", 1)])
+        for _ in range(200):
+            snap = await handle.query(ReturnWorkflow.snapshot)
+            if any(e.kind == "refund_failed" for e in snap.timeline):
+                break
+            await asyncio.sleep(0.05)
+        assert any(e.kind == "refund_failed" for e in snap.timeline), [e.kind for e in snap.timeline]
+        assert snap.status == ReturnStatus.inspected and not world.bank_refunds  # waiting, nothing refunded
+        bank_says_no["on"] = False
+        assert await handle.execute_update(ReturnWorkflow.retry, RetryRequest(by="ops", note="банк починили")) is True
+        assert await handle.result() == ReturnStatus.completed
+    assert list(world.bank_refunds) == [f"{handle.id}:refund"]  # refunded once, with the return's key
+    assert world.last().refunded
