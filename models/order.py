@@ -261,6 +261,14 @@ class OrderSnapshot:
 
 
 @dataclass(frozen=True)
+class AddressChange:
+    """An operator changes where a not-yet-booked order is delivered."""
+
+    address: Address
+    by: str
+
+
+@dataclass(frozen=True)
 class CancelRequest:
     reason: str
     by: str = "customer"

@@ -12,6 +12,8 @@ Every change is reported to the parent order with a ``shipment_update`` signal.
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -20,6 +22,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from models.messages import mask_phone
     from models.order import (
+        Address,
         CancelRequest,
         CourierEvent,
         Customer,
@@ -235,6 +238,13 @@ class FulfillmentWorkflow(AssemblyEscalation):
     @workflow.signal
     def courier_event(self, event: CourierEvent) -> None:
         self._courier_events.append(event)
+
+    @workflow.signal
+    def change_address(self, address: Address) -> None:
+        """The order's delivery address changed; it applies while the parcel is not booked yet."""
+        inp = getattr(self, "_inp", None)
+        if inp is not None and self._booking is None:
+            self._inp = dataclasses.replace(inp, delivery=dataclasses.replace(inp.delivery, address=address))
 
     @workflow.signal
     def cancel(self, req: CancelRequest) -> None:

@@ -33,7 +33,9 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 with workflow.unsafe.imports_passed_through():
     from models.money import format_money
     from models.order import (
+        AddressChange,
         CancelRequest,
+        Delivery,
         DeliveryMethod,
         LineRequest,
         OrderInput,
@@ -477,6 +479,34 @@ class OrderWorkflow(OrderChanges, PickupStage):
             await signal_workflow(handle.id, "cancel", req)
         await workflow.wait_condition(lambda: self._status.is_final)
         return self._status
+
+    @workflow.update
+    async def change_address(self, req: AddressChange) -> Delivery:
+        """An operator changes the delivery address before the parcel is booked with the courier."""
+        inp = self._require_input()
+        self._inp = dataclasses.replace(inp, delivery=dataclasses.replace(inp.delivery, address=req.address))
+        a = req.address
+        self._event("address_changed", f"Адрес доставки изменён ({req.by}): {a.postcode}, {a.city}, {a.line}",
+                    by=req.by)
+        for handle in self._children:
+            await signal_workflow(handle.id, "change_address", req.address)
+        await self._save()
+        return self._inp.delivery
+
+    @change_address.validator
+    def _validate_change_address(self, req: AddressChange) -> None:
+        inp = self._require_input()
+        if self._status.is_final:
+            raise ApplicationError(f"the order is already {self._status.value}")
+        if inp.delivery.method == DeliveryMethod.pickup:
+            raise ApplicationError("delivery.method: a click & collect order has no delivery address")
+        booked = [s.shipment_id for s in self._shipments.values()
+                  if s.status not in (ShipmentState.planned, ShipmentState.assembling, ShipmentState.assembled)]
+        if booked:
+            raise ApplicationError(f"the parcel is already with the courier ({', '.join(booked)}): "
+                                   "the address can no longer change")
+        if not req.by.strip():
+            raise ApplicationError("by: say who changes the address")
 
     @cancel.validator
     def _validate_cancel(self, req: CancelRequest) -> None:

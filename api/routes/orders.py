@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from typing import Annotated, Any
 
 import structlog
+from pydantic import Field
 from fastapi import APIRouter, Header, Query
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDReusePolicy
@@ -23,9 +24,10 @@ from api.deps import CatalogDep, IdempotencyDep, LedgerDep, OrdersDep, SettingsD
 from api.errors import ApiError
 from api.idempotency import idempotent
 from api.routes.delivery import priced_delivery
-from api.schemas import CancelIn, LineIn, OrderCreated, OrderIn, Page, TotalsOut
+from api.schemas import AddressIn, CancelIn, Strict, LineIn, OrderCreated, OrderIn, Page, TotalsOut
 from models.order import (
     Address,
+    AddressChange,
     CancelRequest,
     CatalogLine,
     Customer,
@@ -199,6 +201,29 @@ async def list_orders(
     items, total = await orders.list(status=status.value if status else None, phone=phone, store_id=store_id,
                                      limit=limit, offset=offset)
     return Page(items=items, total=total, limit=limit, offset=offset)
+
+
+class AddressChangeIn(Strict):
+    address: AddressIn
+    by: str = Field(min_length=1, max_length=100, description="the operator (kept in the timeline)")
+
+
+@router.post("/{order_id}/address", responses={409: {"description": "already booked with the courier, or final"}})
+async def change_address(order_id: str, body: AddressChangeIn, temporal: TemporalDep) -> dict[str, Any]:
+    """An operator changes the delivery address before the parcel is booked (a validated Update)."""
+    handle = temporal.get_workflow_handle(order_workflow_id(order_id))
+    change = AddressChange(address=Address(**body.address.model_dump()), by=body.by)
+    try:
+        delivery = await handle.execute_update(OrderWorkflow.change_address, change)
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+        raise ApiError(409, "cannot_change_address", message, order_id=order_id) from err
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise ApiError(404, "not_found", f"order_id: no running order {order_id}", field="order_id") from err
+        raise
+    return {"order_id": order_id, "delivery": dataclasses.asdict(delivery)}
 
 
 @router.post("/{order_id}/cancel")

@@ -145,3 +145,31 @@ async def test_declined_payment_releases_stock_and_loyalty(stack: Any) -> None:
     assert await ledger_row(stack, sku, "WH-ONLINE") == (2, 0)
     cust = (await stack.sandbox.get(f"/sandbox/loyalty/customers/{phone}")).json()
     assert cust["held"] == 0
+
+
+async def test_operator_changes_the_address_before_the_courier_books_it(stack: Any) -> None:
+    sku = await fresh_sku(stack, {"MSK-001": 1})
+    r = await stack.api.post("/v1/orders", json=order_body(sku))
+    order_id = r.json()["order_id"]
+    await pay(stack, order_id)
+    task = await task_for(stack, "MSK-001", order_id)
+    spb = {"region": "RU-SPE", "city": "Санкт-Петербург", "line": "Невский пр., 28", "postcode": "191186"}
+    r = await stack.api.post(f"/v1/orders/{order_id}/address", json={"address": {**spb, "postcode": "19"}, "by": "op"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "address.postcode"
+    r = await stack.api.post(f"/v1/orders/{order_id}/address", json={"address": spb, "by": "op-7"})
+    assert r.status_code == 200, r.text
+    assert r.json()["delivery"]["address"]["city"] == "Санкт-Петербург"
+    r = await stack.sandbox.post(f"/sandbox/pos/MSK-001/tasks/{task['task_id']}/assembled")
+    assert r.status_code == 200
+    parcel = await courier_order(stack, order_id)
+    assert parcel["to_city"] == "Saint Petersburg"  # the courier got the new address (CDEK names cities in English)
+    for _ in range(100):
+        order = (await stack.api.get(f"/v1/orders/{order_id}")).json()
+        if order["shipments"][0]["status"] == "booked":
+            break
+        await asyncio.sleep(0.1)
+    r = await stack.api.post(f"/v1/orders/{order_id}/address", json={"address": spb, "by": "op-7"})
+    assert r.status_code == 409 and "courier" in r.json()["message"]
+    assert order["delivery"]["address"]["city"] == "Санкт-Петербург"
+    assert any(e["kind"] == "address_changed" for e in order["timeline"])
+    assert (await stack.api.post("/v1/orders/NOSUCH/address", json={"address": spb, "by": "x"})).status_code == 404

@@ -9,11 +9,13 @@ from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.worker import Worker
 
 from fakes import MSK, WH, World
 from models.steps import ReserveRequest
 from models.order import (
+    AddressChange,
     Address,
     CatalogLine,
     Channel,
@@ -186,3 +188,33 @@ async def test_stock_moved_meanwhile_is_resourced_once(ts_env: Any) -> None:
     assert [s.location_id for s in snapshot.shipments] == ["WH-ONLINE"]
     assert any(e.kind == "resourcing" for e in snapshot.timeline)
     assert world.calls["reserve_stock"] == 2
+
+
+async def test_operator_changes_the_address_before_booking_and_not_after(ts_env: Any) -> None:
+    world = World(stock={("SKU-1", "MSK-001"): 1})
+    inp = order_input("ADDR1", [("SKU-1", 1, 150_000)])
+    handle, queue = await start(ts_env, world, inp)
+    spb = Address(region="RU-SPE", city="Санкт-Петербург", line="Невский пр., 28", postcode="191186")
+    async with worker(ts_env, world, queue):
+        await handle.execute_update(OrderWorkflow.placement)
+        await handle.signal(OrderWorkflow.payment_event, PaymentEvent(md_order="md-1", operation="approved", success=True))
+        child = await child_started(ts_env, "fulfillment-ADDR1-1")
+        await wait_until(lambda: world.pos_tasks, "the POS assembly task")
+        delivery = await handle.execute_update(OrderWorkflow.change_address, AddressChange(address=spb, by="op-7"))
+        assert delivery.address == spb
+        with pytest.raises(WorkflowUpdateFailedError):  # nobody: refused by the validator, nothing changes
+            await handle.execute_update(OrderWorkflow.change_address, AddressChange(address=ADDRESS, by=" "))
+        await child.signal(FulfillmentWorkflow.pos_event, StoreEvent(event="assembled", task_id=world.pos_tasks[0].task_id))
+        await wait_until(lambda: world.bookings, "the courier booking")
+        assert world.bookings[0].address == spb  # the courier got the new address
+        for _ in range(100):
+            snap = await handle.query(OrderWorkflow.snapshot)
+            if snap.shipments[0].status.value == "booked":
+                break
+            await asyncio.sleep(0.05)
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(OrderWorkflow.change_address, AddressChange(address=ADDRESS, by="op-7"))
+        assert "already with the courier" in str(refused.value.cause)
+        snap = await handle.query(OrderWorkflow.snapshot)
+        assert snap.delivery.address == spb and any(e.kind == "address_changed" for e in snap.timeline)
+        await handle.terminate("test over")
