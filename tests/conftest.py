@@ -284,3 +284,25 @@ async def stack(dev_env: Any, engine: Any, pg_url: str) -> AsyncIterator[Stack]:
     """One stack for the session (sandbox in manual mode): tests use their own phones and SKUs."""
     async with running_stack(dev_env, engine, pg_url) as s:
         yield s
+
+
+async def skip_time(env: Any, delta: Any) -> None:
+    """``env.sleep(delta)`` on the time-skipping server, robust to the server dropping the HTTP/2
+    connection mid-call (seen as "h2 protocol error" under load): the clock is read first, and after a
+    dropped call only what is still missing of ``delta`` is skipped, so time never skips twice."""
+    from datetime import timedelta
+
+    from temporalio.service import RPCError
+
+    target = await env.get_current_time() + delta
+    for attempt in range(3):
+        remaining = target - await env.get_current_time()
+        if remaining <= timedelta(0):
+            return
+        try:
+            await env.sleep(remaining)
+            return
+        except RPCError as err:
+            if attempt == 2 or not ("h2 protocol" in err.message or "Timeout expired" in err.message):
+                raise
+            await asyncio.sleep(0.5)

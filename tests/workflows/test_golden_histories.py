@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 import pytest
+
+from conftest import skip_time
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, Worker
@@ -334,11 +336,11 @@ def _people_scenario(order_id: str, stock: dict[tuple[str, str], int], lines: li
 
 async def _escalated_to_resourcing(r: Run) -> None:
     await r.pay_and_wait_assembly()
-    await r.env.sleep(timedelta(minutes=121))  # the SLA passed: the store is reminded
+    await skip_time(r.env, timedelta(minutes=121))  # the SLA passed: the store is reminded
     await r.until(lambda: r.world.store_messages, "a POS reminder")
-    await r.env.sleep(timedelta(minutes=60))  # the supervisor is asked
+    await skip_time(r.env, timedelta(minutes=60))  # the supervisor is asked
     await r.until(lambda: r.world.task_of("assembly_late"), "the supervisor task")
-    await r.env.sleep(timedelta(minutes=60))  # nobody answered: the shipment moves to the warehouse
+    await skip_time(r.env, timedelta(minutes=60))  # nobody answered: the shipment moves to the warehouse
     await r.until(lambda: len(r.world.pos_tasks) == 2, "the POS task at the warehouse")
     assert r.world.pos_tasks[1].location_id == "WH-ONLINE"
     assert await r.deliver() == OrderStatus.completed
@@ -355,9 +357,9 @@ async def _substitution_accepted(r: Run) -> None:
 
 async def _substitution_timed_out(r: Run) -> None:
     task = await _shortage_task(r)
-    await r.env.sleep(timedelta(minutes=31))  # half the deadline: the next operator gets it
+    await skip_time(r.env, timedelta(minutes=31))  # half the deadline: the next operator gets it
     await r.until(lambda: r.world.tasks[task.spec.task_id].reassigned == 1, "the reassignment")
-    await r.env.sleep(timedelta(minutes=30))  # the deadline: the missing unit is removed
+    await skip_time(r.env, timedelta(minutes=30))  # the deadline: the missing unit is removed
     await r.until(lambda: r.world.tasks[task.spec.task_id].status == "expired", "the default decision")
     assert r.world.tasks[task.spec.task_id].result["action"] == "remove"
     await r.until(lambda: any("уберите SKU-1" in m.text for m in r.world.store_messages), "the store told")
@@ -429,7 +431,7 @@ def _reservation_scenario(rid: str, ending: str) -> Callable[[Any, str], Awaitab
             handle = await env.client.start_workflow(ReservationWorkflow.run, inp, id=f"reservation-{rid}", task_queue=queue)
             await handle.execute_update(ReservationWorkflow.placement)
             task = await until(lambda: world.pos_tasks and world.pos_tasks[0], "the set-aside task")
-            await env.sleep(timedelta(minutes=31))  # the store is late: a reminder
+            await skip_time(env, timedelta(minutes=31))  # the store is late: a reminder
             await handle.signal(ReservationWorkflow.pos_event, StoreEvent(event="ready", task_id=task.task_id, event_id="r"))
             await until(lambda: world.notice("ready"), "the ready message")
             if ending == "partial":

@@ -10,6 +10,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+
+from conftest import skip_time
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.worker import Worker
 
@@ -111,15 +113,15 @@ async def test_late_store_reminded_then_supervisor_then_shipment_moves_elsewhere
         await r.pay_and_wait_assembly()
         first = r.world.pos_tasks[0]
         assert first.location_id == "MSK-001"
-        await r.env.sleep(timedelta(minutes=121))  # SLA 2 h passed
+        await skip_time(r.env, timedelta(minutes=121))  # SLA 2 h passed
         await r.until(lambda: r.world.store_messages, "a POS reminder")
         assert r.world.store_messages[0].location_id == "MSK-001" and r.world.tasks == {}
-        await r.env.sleep(timedelta(minutes=60))  # a further interval: the supervisor is asked
+        await skip_time(r.env, timedelta(minutes=60))  # a further interval: the supervisor is asked
         await r.until(lambda: r.world.task_of("assembly_late"), "the supervisor task")
         sup = r.world.task_of("assembly_late")
         assert sup.group == "supervisors" and sup.assignee and "MSK-001" in sup.spec.title
         assert sup.spec.order_id == r.order_id and sup.spec.workflow_id == f"fulfillment-{r.order_id}-1"
-        await r.env.sleep(timedelta(minutes=60))  # still nothing: the shipment moves to the warehouse
+        await skip_time(r.env, timedelta(minutes=60))  # still nothing: the shipment moves to the warehouse
         await r.until(lambda: len(r.world.pos_tasks) == 2, "a POS task at the other location")
         moved = r.world.pos_tasks[1]
         assert moved.location_id == "WH-ONLINE" and moved.task_id.endswith(":assemble:2")
@@ -142,14 +144,14 @@ async def test_nowhere_to_move_asks_operator_default_wait_then_cancel_compensate
 
     async def test(r: Run) -> None:
         await r.pay_and_wait_assembly()
-        await r.env.sleep(timedelta(minutes=241))  # reminder, supervisor, then nowhere to move
+        await skip_time(r.env, timedelta(minutes=241))  # reminder, supervisor, then nowhere to move
         await r.until(lambda: r.world.task_of("resource_failed"), "the cancel-or-wait task")
         op = r.world.task_of("resource_failed")
         assert "отменить" in op.spec.title and op.spec.location_id == "MSK-001"
-        await r.env.sleep(timedelta(minutes=61))  # nobody answers: the default is to wait
+        await skip_time(r.env, timedelta(minutes=61))  # nobody answers: the default is to wait
         await r.until(lambda: r.world.tasks[op.spec.task_id].status == "expired", "the default decision")
         assert r.world.tasks[op.spec.task_id].result["action"] == "wait"
-        await r.env.sleep(timedelta(minutes=241))  # the ladder starts again
+        await skip_time(r.env, timedelta(minutes=241))  # the ladder starts again
         await r.until(lambda: len([t for t in r.world.tasks.values() if t.spec.kind.value == "resource_failed"]) == 2,
                       "a second cancel-or-wait task")
         op2 = r.world.task_of("resource_failed")
@@ -170,7 +172,7 @@ async def test_supervisor_answers_resource_now(people_env: Any) -> None:
 
     async def test(r: Run) -> None:
         await r.pay_and_wait_assembly()
-        await r.env.sleep(timedelta(minutes=181))
+        await skip_time(r.env, timedelta(minutes=181))
         await r.until(lambda: r.world.task_of("assembly_late"), "the supervisor task")
         sup = r.world.task_of("assembly_late")
         out = await r.complete(r.child, TaskDecision(task_id=sup.spec.task_id, action=TaskAction.resource,
@@ -287,9 +289,9 @@ async def test_nobody_answers_the_missing_line_is_removed_by_default(people_env:
 
     async def test(r: Run) -> None:
         task = await _shortage_task(r)
-        await r.env.sleep(timedelta(minutes=31))  # half the deadline: given to the next operator
+        await skip_time(r.env, timedelta(minutes=31))  # half the deadline: given to the next operator
         await r.until(lambda: r.world.tasks[task.spec.task_id].reassigned == 1, "the reassignment")
-        await r.env.sleep(timedelta(minutes=30))  # the deadline: remove the missing unit
+        await skip_time(r.env, timedelta(minutes=30))  # the deadline: remove the missing unit
         await r.until(lambda: r.world.tasks[task.spec.task_id].status == "expired", "the default")
         assert r.world.tasks[task.spec.task_id].result["action"] == "remove"
         await r.until(lambda: any("уберите SKU-1" in m.text for m in r.world.store_messages), "the store told")

@@ -8,6 +8,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+
+from conftest import skip_time
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 from temporalio.worker import Worker
@@ -114,10 +116,10 @@ async def test_reminder_is_sent_the_day_before_expiry(ts_env: Any) -> None:
         task_id = await placed_and_set_aside(handle, world)
         await ready(ts_env, handle, world, task_id)
         _, ready_at, _ = world.notice("ready")  # type: ignore[misc]
-        await ts_env.sleep(timedelta(days=1, hours=23))
+        await skip_time(ts_env, timedelta(days=1, hours=23))
         await asyncio.sleep(0.3)
         assert world.notice("reminder") is None
-        await ts_env.sleep(timedelta(hours=2))
+        await skip_time(ts_env, timedelta(hours=2))
         await wait_until(lambda: world.notice("reminder") is not None, "the reminder")
         _, reminded_at, params = world.notice("reminder")  # type: ignore[misc]
         assert abs(reminded_at - ready_at - timedelta(days=2)) < timedelta(minutes=5)
@@ -173,7 +175,7 @@ async def test_store_late_with_set_aside_is_reminded_then_escalated(ts_env: Any)
     handle, queue = await start(ts_env, reservation("R-SLA", [("SKU-1", 1, 100_000)], ready_sla_minutes=30))
     async with worker(ts_env, world, queue):
         task_id = await placed_and_set_aside(handle, world)
-        await ts_env.sleep(timedelta(minutes=65))
+        await skip_time(ts_env, timedelta(minutes=65))
         await wait_until(lambda: len(world.store_messages) == 2, "the reminder and the escalation")
         snap = await handle.query(ReservationWorkflow.snapshot)
         kinds = [e.kind for e in snap.timeline]
@@ -192,7 +194,7 @@ async def test_expiry_racing_the_till_the_pickup_wins_and_nothing_is_released(ts
     async with worker(ts_env, world, queue):
         task_id = await placed_and_set_aside(handle, world)
         await ready(ts_env, handle, world, task_id)
-        await ts_env.sleep(timedelta(minutes=61))
+        await skip_time(ts_env, timedelta(minutes=61))
         await wait_until(lambda: world.pos_cancels, "the cancel attempt")
         await handle.signal(ReservationWorkflow.pos_event, StoreEvent(event="issued", task_id=task_id,
                                                                       event_id="e-r", paid_amount=100_000))
