@@ -68,10 +68,12 @@ class TaskBoard:
         """Open the task and wait for a decision until ``spec.due_at``; reassign once after
         ``reassign_after``. Returns the operator's decision, the default one at the deadline
         (``by="timeout"``), or None when ``stop()`` became true (the task is closed as expired)."""
-        await call("open_task", spec, result_type=TaskRef)
+        # known to the workflow before the row is visible to operators: an operator who completes the
+        # task the moment it appears must not be told it is unknown
         self.open[spec.task_id] = OpenTask(task_id=spec.task_id, kind=spec.kind, actions=list(ACTIONS[spec.kind]),
                                            due_at=spec.due_at, payload=dict(spec.payload),
                                            location_id=spec.location_id)
+        await call("open_task", spec, result_type=TaskRef)
         reassign_at = workflow.now() + reassign_after if reassign_after else None
         while True:
             if spec.task_id in self.decisions:
@@ -144,10 +146,12 @@ class TaskBoard:
     # ---------------------------------------------------------------- tasks nobody blocks on
     async def post(self, spec: TaskSpec) -> None:
         """Open a task without waiting: the workflow goes on and looks at :meth:`pending` when woken."""
-        await call("open_task", spec, result_type=TaskRef)
+        # known to the workflow before the row is visible to operators: an operator who completes the
+        # task the moment it appears must not be told it is unknown
         self.open[spec.task_id] = OpenTask(task_id=spec.task_id, kind=spec.kind, actions=list(ACTIONS[spec.kind]),
                                            due_at=spec.due_at, payload=dict(spec.payload),
                                            location_id=spec.location_id)
+        await call("open_task", spec, result_type=TaskRef)
 
     def pending(self) -> list[TaskDecision]:
         """Decisions that arrived and are not applied yet."""
