@@ -19,6 +19,15 @@ class ApiError(Exception):
             self.body["errors"] = [{"field": field, "message": message}]
 
 
+def update_refused(err: Exception, error: str, **extra: Any) -> ApiError:
+    """A workflow's Update validator (or handler) said no: 409 with the workflow's own message."""
+    from temporalio.exceptions import ApplicationError
+
+    cause = getattr(err, "cause", None)
+    message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+    return ApiError(409, error, message, **extra)
+
+
 def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     """("body", "lines", 1, "sku") -> "lines[1].sku" """
     out = ""

@@ -12,7 +12,7 @@ from pydantic import Field
 from fastapi import APIRouter, Header, Query
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.catalog import CatalogRepo
@@ -21,7 +21,7 @@ from adapters.ledger import Ledger
 from adapters.orders_repo import phone_hash, snapshot_to_json
 from adapters.returns_repo import ReturnsRepo
 from api.deps import CatalogDep, IdempotencyDep, LedgerDep, OrdersDep, SettingsDep, TemporalDep
-from api.errors import ApiError
+from api.errors import ApiError, update_refused
 from api.idempotency import idempotent
 from api.routes.delivery import priced_delivery
 from api.schemas import AddressIn, CancelIn, Strict, LineIn, OrderCreated, OrderIn, Page, TotalsOut
@@ -203,6 +203,19 @@ async def list_orders(
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 
+async def _order_update(temporal: Any, order_id: str, update: Any, arg: Any, refused: str) -> Any:
+    """Execute an Update on the running order: 409 ``refused`` when its validator says no, 404 when no order runs."""
+    handle = temporal.get_workflow_handle(order_workflow_id(order_id))
+    try:
+        return await handle.execute_update(update, arg)
+    except WorkflowUpdateFailedError as err:
+        raise update_refused(err, refused, order_id=order_id) from err
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise ApiError(404, "not_found", f"order_id: no running order {order_id}", field="order_id") from err
+        raise
+
+
 class AddressChangeIn(Strict):
     address: AddressIn
     by: str = Field(min_length=1, max_length=100, description="the operator (kept in the timeline)")
@@ -211,32 +224,13 @@ class AddressChangeIn(Strict):
 @router.post("/{order_id}/address", responses={409: {"description": "already booked with the courier, or final"}})
 async def change_address(order_id: str, body: AddressChangeIn, temporal: TemporalDep) -> dict[str, Any]:
     """An operator changes the delivery address before the parcel is booked (a validated Update)."""
-    handle = temporal.get_workflow_handle(order_workflow_id(order_id))
     change = AddressChange(address=Address(**body.address.model_dump()), by=body.by)
-    try:
-        delivery = await handle.execute_update(OrderWorkflow.change_address, change)
-    except WorkflowUpdateFailedError as err:
-        cause = err.cause
-        message = cause.message if isinstance(cause, ApplicationError) else str(cause)
-        raise ApiError(409, "cannot_change_address", message, order_id=order_id) from err
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise ApiError(404, "not_found", f"order_id: no running order {order_id}", field="order_id") from err
-        raise
+    delivery = await _order_update(temporal, order_id, OrderWorkflow.change_address, change, "cannot_change_address")
     return {"order_id": order_id, "delivery": dataclasses.asdict(delivery)}
 
 
 @router.post("/{order_id}/cancel")
 async def cancel_order(order_id: str, body: CancelIn, temporal: TemporalDep) -> dict[str, Any]:
-    handle = temporal.get_workflow_handle(order_workflow_id(order_id))
-    try:
-        status = await handle.execute_update(OrderWorkflow.cancel, CancelRequest(reason=body.reason, by=body.by))
-    except WorkflowUpdateFailedError as err:
-        cause = err.cause
-        message = cause.message if isinstance(cause, ApplicationError) else str(cause)
-        raise ApiError(409, "cannot_cancel", message, order_id=order_id) from err
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise ApiError(404, "not_found", f"order_id: no running order {order_id}", field="order_id") from err
-        raise
+    status = await _order_update(temporal, order_id, OrderWorkflow.cancel,
+                                 CancelRequest(reason=body.reason, by=body.by), "cannot_cancel")
     return {"order_id": order_id, "status": OrderStatus(status).value}

@@ -13,12 +13,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Request
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.reservations_repo import ReservationsRepo
 from api.deps import CatalogDep, IdempotencyDep, LedgerDep, SettingsDep, TemporalDep
-from api.errors import ApiError
+from api.errors import ApiError, update_refused
 from api.idempotency import idempotent
 from api.routes.orders import _normal_phone, catalog_lines, new_order_id, pickup_store
 from api.schemas import CancelIn, ReservationCreated, ReservationIn
@@ -103,9 +103,7 @@ async def cancel_reservation(reservation_id: str, body: CancelIn, temporal: Temp
     try:
         status = await handle.execute_update(ReservationWorkflow.cancel, CancelRequest(reason=body.reason, by=body.by))
     except WorkflowUpdateFailedError as err:
-        cause = err.cause
-        message = cause.message if isinstance(cause, ApplicationError) else str(cause)
-        raise ApiError(409, "cannot_cancel", message, reservation_id=reservation_id) from err
+        raise update_refused(err, "cannot_cancel", reservation_id=reservation_id) from err
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             known = await repo.get(reservation_id)

@@ -17,14 +17,13 @@ from pydantic import Field, model_validator
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.client import WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.orders_repo import OrdersRepo
 from adapters.returns_repo import OrderNotFound, ReturnsRepo, return_to_json
 from adapters.catalog import CatalogRepo
 from api.deps import CatalogDep, EngineDep, IdempotencyDep, LedgerDep, SettingsDep, TemporalDep
-from api.errors import ApiError
+from api.errors import ApiError, update_refused
 from api.idempotency import idempotent
 from api.routes.history import RetryIn
 from api.schemas import AddressIn, Strict
@@ -192,9 +191,7 @@ async def retry_return(return_id: str, body: RetryIn, temporal: TemporalDep) -> 
     try:
         await handle.execute_update(ReturnWorkflow.retry, RetryRequest(by=body.by, note=body.note))
     except WorkflowUpdateFailedError as err:
-        cause = err.cause
-        message = cause.message if isinstance(cause, ApplicationError) else str(cause)
-        raise ApiError(409, "nothing_to_retry", message, return_id=return_id) from err
+        raise update_refused(err, "nothing_to_retry", return_id=return_id) from err
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             raise ApiError(404, "not_found", f"return_id: no running return {return_id}", field="return_id") from err
