@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.common import logger, refusals_as
 from adapters.acquiring import AcquiringClient
+from adapters.errors import ExternalRefusal
 from models.order import OrderLine
 from models.payments import BundleItem
 from models.steps import (
@@ -77,6 +79,20 @@ class PaymentActivities:
         with refusals_as(ErrorType.PAYMENT_REFUSED):
             await self.acquiring.reverse(md_order=req.md_order, idempotency_key=req.idempotency_key)
         logger().info("payment.reversed", md_order=req.md_order)
+
+    @activity.defn
+    async def decline_payment(self, md_order: str) -> None:
+        """Close an unpaid registration; ``AlreadyPaid`` when the customer paid it meanwhile."""
+        with refusals_as(ErrorType.PAYMENT_REFUSED):
+            try:
+                await self.acquiring.decline(md_order=md_order)
+            except ExternalRefusal as exc:
+                st = await self.acquiring.status(md_order=md_order)
+                if st.order_status in (1, 2):
+                    raise ApplicationError(f"the payment {md_order} has just been made", md_order,
+                                           type=ErrorType.ALREADY_PAID, non_retryable=True) from exc
+                raise
+        logger().info("payment.declined", md_order=md_order)
 
     @activity.defn
     async def refund_payment(self, req: RefundRequest) -> None:

@@ -9,7 +9,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.common import logger
 from adapters.ledger import Ledger, OutOfStock
-from models.steps import ErrorType, ReserveRequest, SettleRequest, StockViewRequest
+from models.steps import ErrorType, ReholdRequest, ReserveRequest, SettleRequest, StockViewRequest
 from models.stock import StockView
 
 
@@ -30,6 +30,15 @@ class StockActivities:
         except OutOfStock as exc:
             raise ApplicationError(str(exc), exc.sku, exc.location_id, type=ErrorType.OUT_OF_STOCK, non_retryable=True) from exc
         logger().info("stock.reserved", lines=len(req.allocations))
+
+    @activity.defn
+    async def rehold_stock(self, req: ReholdRequest) -> int:
+        try:
+            units = await self.ledger.rehold(req.owner, req.release_keys, req.allocations)
+        except OutOfStock as exc:
+            raise ApplicationError(str(exc), exc.sku, exc.location_id, type=ErrorType.OUT_OF_STOCK, non_retryable=True) from exc
+        logger().info("stock.reheld", released=units, lines=len(req.allocations))
+        return units
 
     @activity.defn
     async def release_stock(self, req: SettleRequest) -> int:

@@ -198,6 +198,11 @@ class AcquiringClient:
         """Release the hold (only before a deposit)."""
         await self._call("reverse", {"orderId": md_order}, idempotency_key=idempotency_key)
 
+    async def decline(self, *, md_order: str) -> None:
+        """``decline.do``: close an order nobody has paid yet (its payment link stops working).
+        Refused (errorCode 7) once the customer has paid; a repeat succeeds."""
+        await self._call("decline", {"orderId": md_order})
+
     async def refund(
         self, *, md_order: str, amount: int, idempotency_key: str, bundle: list[BundleItem] | None = None
     ) -> None:

@@ -134,6 +134,25 @@ class Ledger:
         """Release held reservations of ``owner`` (all, or the given keys). Returns units released."""
         return await self._settle(_RELEASE, owner, keys)
 
+    async def rehold(self, owner: str, release_keys: Sequence[str], allocations: Sequence[Allocation]) -> int:
+        """Change what ``owner`` holds in one transaction: release ``release_keys`` and hold
+        ``allocations`` (e.g. a line's quantity changed by an operator). The units released are
+        counted as available to the new holds, so shrinking a line never fails and growing it
+        needs only the difference; if any new hold does not fit, nothing changes (OutOfStock).
+        Idempotent: released keys stay released, held keys are not taken twice. Returns units released."""
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(_RELEASE, {"owner": owner, "keys": list(release_keys)})).all() if release_keys else []
+            for a in allocations:
+                inserted = (await conn.execute(_INSERT, {**_params(a), "owner": owner})).first()
+                if inserted is None:
+                    row = (await conn.execute(_EXISTING, {"key": a.key})).one()
+                    if (row.owner, row.sku, row.location_id, row.qty) != (owner, a.sku, a.location_id, a.qty):
+                        raise ReservationConflict(f"reservation key {a.key} already used for another line")
+                    continue
+                if (await conn.execute(_TAKE, _params(a))).first() is None:
+                    raise OutOfStock(a.sku, a.location_id, a.qty)  # rolls back the releases too
+        return sum(r.qty for r in rows)
+
     async def consume(self, owner: str, keys: Iterable[str] | None = None) -> int:
         """The goods left the location: held reservations become a decrease of on hand."""
         return await self._settle(_CONSUME, owner, keys)

@@ -158,6 +158,14 @@ class OrderLine:
         return self.gross - self.discount - self.bonus
 
 
+def line_portion(line: OrderLine, qty: int) -> OrderLine:
+    """The part of a line shipped from one location (discount and bonus scale with the quantity)."""
+    if qty == line.qty:
+        return line
+    return OrderLine(pos_id=line.pos_id, sku=line.sku, name=line.name, qty=qty, unit_price=line.unit_price,
+                     discount=line.discount * qty // line.qty, bonus=line.bonus * qty // line.qty)
+
+
 @dataclass(frozen=True)
 class Totals:
     subtotal: int = 0

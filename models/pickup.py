@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from models.order import LineRequest, OrderLine
+from models.order import LineRequest, OrderLine, line_portion
 from models.planning import REGION_UTC_OFFSET_MIN
 from models.sourcing import haversine_km
 from models.stock import Allocation, LocationInfo
@@ -75,15 +75,8 @@ def taken_portions(lines: list[OrderLine], taken: list[LineRequest]) -> list[Ord
         if qty <= 0:
             continue
         left[line.sku] -= qty
-        out.append(portion(line, qty))
+        out.append(line_portion(line, qty))
     return out
-
-
-def portion(line: OrderLine, qty: int) -> OrderLine:
-    if qty == line.qty:
-        return line
-    return OrderLine(pos_id=line.pos_id, sku=line.sku, name=line.name, qty=qty, unit_price=line.unit_price,
-                     discount=line.discount * qty // line.qty, bonus=line.bonus * qty // line.qty)
 
 
 def settle_plan(held: list[Allocation], taken: list[LineRequest]) -> list[tuple[str, int]]:

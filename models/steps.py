@@ -19,6 +19,7 @@ from models.stock import Allocation
 class ErrorType:
     OUT_OF_STOCK = "OutOfStock"
     PAYMENT_REFUSED = "PaymentRefused"
+    ALREADY_PAID = "AlreadyPaid"
     LOYALTY_REFUSED = "LoyaltyRefused"
     PRICE_CHANGED = "PriceHasBeenChanged"
     COURIER_REFUSED = "CourierRefused"
@@ -44,6 +45,15 @@ class ReserveRequest:
 class SettleRequest:
     owner: str
     keys: list[str] | None = None  # None: everything the owner holds
+
+
+@dataclass(frozen=True)
+class ReholdRequest:
+    """Release ``release_keys`` and hold ``allocations`` of ``owner`` in one transaction."""
+
+    owner: str
+    release_keys: list[str]
+    allocations: list[Allocation]
 
 
 # --- loyalty --------------------------------------------------------------------------------------

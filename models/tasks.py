@@ -156,12 +156,14 @@ class ShortageReport:
 
 @dataclass(frozen=True)
 class ShipmentRevision:
-    """The order's answer to a shortage: the shipment's new lines and reservations."""
+    """The order's answer to a shortage or an edit: the shipment's new lines and reservations."""
 
     n: int
     lines: list[OrderLine]
     reservation_keys: list[str]
     note: str
+    #: an operator's edit: the old POS task was cancelled, the store gets a new one
+    new_task: bool = False
 
 
 def task_id_for(workflow_id: str, kind: TaskKind, n: int) -> str:

@@ -2,7 +2,7 @@
 
 Wire shape: ``/work/shared/reference/acquiring.md``. Everything is under ``/acquiring``:
 
-* ``POST /acquiring/payment/rest/{registerPreAuth,register,deposit,reverse,refund,
+* ``POST /acquiring/payment/rest/{registerPreAuth,register,deposit,reverse,refund,decline,
   getOrderStatusExtended}.do``: form-encoded (query parameters are accepted too), credentials as
   ``userName`` + ``password``, JSON answers that always carry ``errorCode`` (``"0"`` = success)
   and, on failure, ``errorMessage``. Business errors are HTTP 200 like the real gateway.
@@ -28,6 +28,12 @@ one-stage order), ``amount`` and ``checksum`` (:func:`models.payments.callback_c
 ``config.acquiring_callback_secret``). Sent with :func:`sandbox.common.deliver` (retried), one
 at a time per order so they arrive in order.
 
+``decline.do`` ("Запрос отмены неоплаченного заказа" of the public Sber client libraries, e.g. the
+``sberbank_acquiring`` package's ``DeclineRequest``: ``orderId`` or ``orderNumber``) closes an order
+nobody paid yet: it becomes declined (6) and its payment page refuses to pay. A repeat answers
+success; an order already paid (held or deposited) is refused with errorCode 7. No callback: the
+merchant asked for it.
+
 Session timeout: an order not paid within ``sessionTimeoutSecs`` (default 1200) becomes
 declined (6, actionCode -2007) and a ``declinedByTimeout`` callback with status 0 is sent.
 Auto mode: an order is approved by itself after ``config.auto_delay_s``.
@@ -35,7 +41,7 @@ Auto mode: an order is approved by itself after ``config.auto_delay_s``.
 Drive endpoints (``/sandbox/acquiring``): ``GET /orders``, ``GET /orders/{mdOrder}``,
 ``POST /orders/{mdOrder}/pay`` ``{"outcome": "approve"|"decline", "action_code"?: int}``,
 ``POST /orders/{mdOrder}/expire`` (session timeout now), plus ``/faults``. Fault operation
-names: registerPreAuth, register, deposit, reverse, refund, getOrderStatusExtended, payment_page.
+names: registerPreAuth, register, deposit, reverse, refund, decline, getOrderStatusExtended, payment_page.
 
 Merchant accounts accepted: :data:`ACCOUNTS` (the defaults of ``settings.acquiring_user`` /
 ``acquiring_password``); ``sim.accounts`` can be changed by a test.
@@ -349,6 +355,23 @@ class AcquiringSim:
 
         return self._idempotent(key, ("reverse", order.md_order), act)
 
+    def decline(self, params: dict[str, str]) -> dict[str, Any]:
+        self._auth(params)
+        if params.get("orderId"):
+            order = self._order(params)
+        else:
+            md = self.by_number.get(params.get("orderNumber", ""))
+            if md is None:
+                raise GatewayError("6", "No such order")
+            order = self.orders[md]
+        if order.status == PaymentState.REGISTERED:
+            order.status = PaymentState.DECLINED  # actionCode stays "no payment attempts"
+            order.op("declined", order.amount)
+            log.info("acquiring.declined_by_merchant", md_order=order.md_order)
+        elif order.status != PaymentState.DECLINED:
+            raise GatewayError("7", "Order is already paid: reverse or refund it instead")
+        return {"errorCode": "0", "errorMessage": "Success"}
+
     def refund(self, params: dict[str, str], key: str | None) -> dict[str, Any]:
         self._auth(params)
         order = self._order(params)
@@ -574,6 +597,12 @@ def router(sim: AcquiringSim) -> APIRouter:
         await sim.faults.check("reverse")
         params = await _params(request)
         return answer(sim.reverse, params, request.headers.get("x-idempotency-key"))
+
+    @r.post("/acquiring/payment/rest/decline.do", summary="Close an order nobody has paid yet")
+    async def decline(request: Request) -> JSONResponse:
+        await sim.faults.check("decline")
+        params = await _params(request)
+        return answer(sim.decline, params)
 
     @r.post("/acquiring/payment/rest/refund.do", summary="Refund (part of) a deposited amount")
     async def refund(request: Request) -> JSONResponse:

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from models.planning import plan_shipments
     from models.steps import PosCancel, ReserveRequest, SettleRequest, StockViewRequest, StoreMessage
     from models.stock import Allocation, StockView
+    from models.edits import EditAnswer, EditHold
     from models.tasks import (
         OpenTask,
         ShipmentRevision,
@@ -62,6 +63,7 @@ class Ladder:
     reminders: int = 0
     supervisor_task: str | None = None
     operator_task: str | None = None
+    edit_hold: EditHold | None = None  # the order asks to stop the store for an operator's edit
 
 
 def shipment_key(owner: str, pos_id: int, location_id: str, suffix: str) -> str:
@@ -111,7 +113,8 @@ class AssemblyEscalation:
 
     def _needs_attention(self) -> bool:
         lad = self._ladder
-        return bool(lad.board.pending()) or self._new_shortage() is not None or lad.revision is not None
+        return (bool(lad.board.pending()) or self._new_shortage() is not None or lad.revision is not None
+                or lad.edit_hold is not None)
 
     async def _escalate(self) -> None:
         """The next timer fired: go one step up the ladder."""
@@ -169,6 +172,8 @@ class AssemblyEscalation:
         if event is not None:
             lad.shortages_seen += 1
             await self._on_shortage(event)
+        if lad.edit_hold is not None:
+            await self._hold_for_edit(lad.edit_hold)
         if lad.revision is not None:
             await self._revise(lad.revision)
 
@@ -232,8 +237,39 @@ class AssemblyEscalation:
             shipment_id=inp.shipment_id, location_id=inp.location.id, sku=sku, missing_qty=missing,
             lines=list(inp.lines), reservation_keys=list(inp.reservation_keys), pos_task_id=self._task_id))  # type: ignore[attr-defined]
 
+    async def _hold_for_edit(self, hold: EditHold) -> None:
+        """An operator changes the order's lines: stop the store (cancel its POS task) and wait for
+        the order's ``revise`` — unless the store has already assembled or a shortage is open."""
+        inp, lad = self._inp, self._ladder
+        lad.edit_hold = None
+        reason = ""
+        if self._assembled():  # type: ignore[attr-defined]
+            reason = f"магазин {inp.location.id} уже собрал отгрузку"
+        elif lad.awaiting_revision:
+            reason = "по отгрузке уже согласуется замена недостающего товара"
+        else:
+            try:
+                await call("cancel_pos_task", PosCancel(task_id=self._task_id, location_id=inp.location.id,  # type: ignore[attr-defined]
+                                                         reason="заказ изменяется оператором, ждите новое задание"))
+            except (ActivityError, ApplicationError) as err:
+                reason = f"касса магазина не отменила задание: {err}"
+        ok = not reason
+        if ok:
+            lad.awaiting_revision, lad.next_at = True, None  # the store waits for the new task
+            await self._report(ShipmentState.assembling,  # type: ignore[attr-defined]
+                               f"Сборка отгрузки {inp.n} остановлена: оператор меняет состав заказа")
+        await signal_workflow(inp.parent_id, "edit_answer", EditAnswer(
+            shipment_id=inp.shipment_id, n=hold.n, ok=ok, reason=reason, lines=list(inp.lines),
+            reservation_keys=list(inp.reservation_keys)))
+
     async def _revise(self, rev: ShipmentRevision) -> None:
         inp = self._inp
+        if rev.new_task:  # after an edit: the old task is cancelled, the store gets a new one
+            await self._report(ShipmentState.assembling, f"Новое задание на сборку отгрузки {inp.n}: {rev.note}")  # type: ignore[attr-defined]
+            await self._continue(dataclasses.replace(inp, lines=rev.lines, reservation_keys=rev.reservation_keys,
+                                                     revision=rev.n, attempt=getattr(inp, "attempt", 1) + 1,
+                                                     carried_events=[]))
+            return
         await call("notify_store", StoreMessage(message_id=f"{self._task_id}:revision:{rev.n}",  # type: ignore[attr-defined]
                                                 location_id=inp.location.id, task_id=self._task_id,  # type: ignore[attr-defined]
                                                 text=f"Заказ {inp.order_id}: {rev.note}"))
@@ -320,3 +356,7 @@ class AssemblyEscalation:
     def revise(self, rev: ShipmentRevision) -> None:
         if self._ladder.awaiting_revision:
             self._ladder.revision = rev
+
+    @workflow.signal
+    def hold_for_edit(self, hold: EditHold) -> None:
+        self._ladder.edit_hold = hold

@@ -161,7 +161,9 @@ class FulfillmentWorkflow(AssemblyEscalation):
             return True
 
     def _assembled(self) -> bool:
-        return any(e.event == "assembled" for e in self._store_events)
+        """The store pressed "assembled" on this run's task (a late event of a task cancelled
+        before an edit or a move does not count)."""
+        return any(e.event == "assembled" and e.task_id in ("", self._task_id) for e in self._store_events)
 
     # 2. the courier -----------------------------------------------------------------------------
     async def _book(self) -> None:

@@ -53,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
         TimelineEntry,
         Totals,
         fulfillment_workflow_id,
+        line_portion,
     )
     from models.sourcing import SourcingPlan
     from models.steps import (
@@ -81,6 +82,7 @@ with workflow.unsafe.imports_passed_through():
 from workflows import search
 from workflows.common import call, local, signal_workflow
 from workflows.order_changes import OrderChanges
+from workflows.order_edits import OrderEdits
 from workflows.pickup import PickupStage
 from workflows.recovery import Recovery, StepAbandoned
 
@@ -97,7 +99,7 @@ class PlacementRefused(Exception):
 
 
 @workflow.defn
-class OrderWorkflow(OrderChanges, PickupStage):
+class OrderWorkflow(OrderEdits, OrderChanges, PickupStage):
     def __init__(self) -> None:
         self._inp: OrderInput | None = None
         self._status = OrderStatus.pending
@@ -260,14 +262,19 @@ class OrderWorkflow(OrderChanges, PickupStage):
         deadline = workflow.now() + timedelta(minutes=inp.payment_window_minutes)
         poll = timedelta(minutes=inp.payment_poll_minutes)
         while self._payment_event is None and self._cancel is None:
-            remaining = deadline - workflow.now()
+            if self._edits.active:  # an operator is changing the lines (and the payment link)
+                await workflow.wait_condition(lambda: not self._edits.active)
+            remaining = (self._edits.payment_deadline or deadline) - workflow.now()
             if remaining <= timedelta(0):
                 break
             try:
                 await workflow.wait_condition(lambda: self._payment_event is not None or self._cancel is not None,
                                               timeout=min(poll, remaining))
             except asyncio.TimeoutError:
-                await self._poll_payment()
+                if not self._edits.active:
+                    await self._poll_payment()
+        if self._edits.active:
+            await workflow.wait_condition(lambda: not self._edits.active)
         if self._payment_event is None and self._cancel is None:
             await self._poll_payment()  # the customer may have paid in the last second
         event = self._payment_event
@@ -337,13 +344,16 @@ class OrderWorkflow(OrderChanges, PickupStage):
         await self._save()
         if inp.delivery.method == DeliveryMethod.pickup:
             return await self._collect_at_store()
+        if self._edits.active:  # an operator is changing the lines: the stores get the result
+            await workflow.wait_condition(lambda: not self._edits.active)
+        self._edits.children_starting = True
         by_sku = {l.sku: l for l in self._lines}
         handles = []
         for n, (sid, shipment) in enumerate(self._shipments.items(), start=1):
             loc = self._locations[shipment.location_id]
             child = FulfillmentInput(
                 order_id=inp.order_id, shipment_id=sid, n=n, location=loc,
-                lines=[_portion(by_sku[l.sku], l.qty) for l in shipment.lines],
+                lines=[line_portion(by_sku[l.sku], l.qty) for l in shipment.lines],
                 reservation_keys=self._allocation_keys[sid], delivery=inp.delivery, customer=inp.customer,
                 carrier=shipment.carrier or "cdek", parent_id=workflow.info().workflow_id,
                 assembly_sla_minutes=loc.assembly_sla_minutes or inp.assembly_sla_minutes,
@@ -433,6 +443,9 @@ class OrderWorkflow(OrderChanges, PickupStage):
     @workflow.signal
     def payment_event(self, event: PaymentEvent) -> None:
         if self._on_extra_payment(event):
+            return
+        if self._payment_superseded(event.md_order):  # a link an operator's edit closed
+            self._event("payment_callback", f"Банк (закрытая ссылка): {event.operation}", md_order=event.md_order)
             return
         if self._payment_event is None and event.operation in ("approved", "declinedByTimeout"):
             self._payment_event = event
@@ -632,14 +645,6 @@ class OrderWorkflow(OrderChanges, PickupStage):
         await call("notify_customer", CustomerNotice(
             key=f"{workflow.info().workflow_id}:{event}{':' + key_suffix if key_suffix else ''}", phone=inp.customer.phone, email=inp.customer.email,
             event=event, params={"number": inp.order_id, **params}))
-
-
-def _portion(line: OrderLine, qty: int) -> OrderLine:
-    """The part of a line shipped from one location (discount and bonus scale with the quantity)."""
-    if qty == line.qty:
-        return line
-    return OrderLine(pos_id=line.pos_id, sku=line.sku, name=line.name, qty=qty, unit_price=line.unit_price,
-                     discount=line.discount * qty // line.qty, bonus=line.bonus * qty // line.qty)
 
 
 def _carrier_for(method: DeliveryMethod, chosen: str | None) -> str | None:

@@ -40,8 +40,9 @@ with workflow.unsafe.imports_passed_through():
         PaymentView,
         ShipmentView,
         Totals,
+        line_portion,
     )
-    from models.pickup import local_text, portion, ready_by, taken_portions
+    from models.pickup import local_text, ready_by, taken_portions
     from models.reservation import ReservationInput, ReservationResult, ReservationStatus, reservation_workflow_id
     from models.stock import Allocation, LocationInfo
     from workflows.fulfillment import FulfillmentInput, FulfillmentResult, FulfillmentWorkflow
@@ -153,7 +154,7 @@ class PickupStage:
             loc = self._locations[shipment.location_id]
             child = FulfillmentInput(
                 order_id=inp.order_id, shipment_id=sid, n=n, location=loc,
-                lines=[portion(by_sku[l.sku], l.qty) for l in shipment.lines],
+                lines=[line_portion(by_sku[l.sku], l.qty) for l in shipment.lines],
                 reservation_keys=self._allocation_keys[sid], delivery=to_store, customer=recipient,
                 carrier=TRANSFER_CARRIER, parent_id=workflow.info().workflow_id,
                 assembly_sla_minutes=loc.assembly_sla_minutes or inp.assembly_sla_minutes)

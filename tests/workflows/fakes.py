@@ -28,6 +28,7 @@ from models.steps import (
     PriceRequest,
     Priced,
     RegisterPayment,
+    ReholdRequest,
     ReserveRequest,
     ReverseRequest,
     SettleRequest,
@@ -64,6 +65,7 @@ class World:
     bookings: list[ShipmentBookingRequest] = field(default_factory=list)
     cancelled_bookings: int = 0
     bonus_balance_spent: int = 0
+    declined: list[str] = field(default_factory=list)  # payment registrations closed (decline.do)
 
     def units_held(self) -> int:
         return sum(q for _, _, q in self.held.values())
@@ -88,6 +90,27 @@ class World:
             for a in new:
                 w.stock[(a.sku, a.location_id)] -= a.qty
                 w.held[a.key] = (a.sku, a.location_id, a.qty)
+
+        @activity.defn(name="rehold_stock")
+        async def rehold_stock(req: ReholdRequest) -> int:
+            w.calls["rehold_stock"] += 1
+            before = (dict(w.stock), dict(w.held))
+            units = 0
+            for key in req.release_keys:
+                if key in w.held:
+                    sku, loc, qty = w.held.pop(key)
+                    w.stock[(sku, loc)] += qty
+                    units += qty
+            for a in req.allocations:
+                if a.key in w.held:
+                    continue
+                if w.stock.get((a.sku, a.location_id), 0) < a.qty:
+                    w.stock, w.held = before  # one transaction: nothing changes
+                    raise ApplicationError(f"not enough stock of {a.sku} at {a.location_id} for {a.qty}",
+                                           type=ErrorType.OUT_OF_STOCK, non_retryable=True)
+                w.stock[(a.sku, a.location_id)] -= a.qty
+                w.held[a.key] = (a.sku, a.location_id, a.qty)
+            return units
 
         @activity.defn(name="release_stock")
         async def release_stock(req: SettleRequest) -> int:
@@ -174,6 +197,13 @@ class World:
             w.calls["reverse_payment"] += 1
             w.reversed += 1
 
+        @activity.defn(name="decline_payment")
+        async def decline_payment(md_order: str) -> None:
+            w.calls["decline_payment"] += 1
+            if w.payment_status in (1, 2):
+                raise ApplicationError("already paid", type=ErrorType.ALREADY_PAID, non_retryable=True)
+            w.declined.append(md_order)
+
         @activity.defn(name="export_order")
         async def export_order(req: ErpOrderExport) -> None:
             w.calls["export_order"] += 1
@@ -211,7 +241,7 @@ class World:
         async def track_shipment(b: BookedShipment) -> TrackingResult:
             return TrackingResult(status="created")
 
-        return [load_stock_view, reserve_stock, release_stock, consume_stock, save_order, price_cart, begin_loyalty,
+        return [load_stock_view, reserve_stock, rehold_stock, release_stock, consume_stock, save_order, price_cart, begin_loyalty,
                 commit_loyalty, rollback_loyalty, activate_bonus, register_payment, payment_status, capture_payment,
-                reverse_payment, export_order, post_sale, notify_customer, create_pos_task, cancel_pos_task,
+                reverse_payment, decline_payment, export_order, post_sale, notify_customer, create_pos_task, cancel_pos_task,
                 notify_store, book_shipment, cancel_shipment, track_shipment]
