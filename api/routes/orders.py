@@ -12,7 +12,7 @@ from pydantic import Field
 from fastapi import APIRouter, Header, Query
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.catalog import CatalogRepo
@@ -38,10 +38,12 @@ from models.order import (
     Placement,
     order_workflow_id,
 )
+from models.edits import EditOutcome, LineEdit, OrderEdit
 from models.steps import ErrorType
 from models.stock import LocationInfo
 from settings import Settings
 from workflows import search
+from workflows.human import INVALID_DECISION
 from workflows.order import OrderWorkflow
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
@@ -227,6 +229,54 @@ async def change_address(order_id: str, body: AddressChangeIn, temporal: Tempora
     change = AddressChange(address=Address(**body.address.model_dump()), by=body.by)
     delivery = await _order_update(temporal, order_id, OrderWorkflow.change_address, change, "cannot_change_address")
     return {"order_id": order_id, "delivery": dataclasses.asdict(delivery)}
+
+
+class LineEditIn(Strict):
+    sku: str = Field(min_length=1, max_length=64)
+    qty: int = Field(ge=0, le=99, description="the new quantity; 0 removes the line; a SKU not in the order is added")
+
+
+class OrderEditIn(Strict):
+    lines: list[LineEditIn] = Field(min_length=1, max_length=50)
+    by: str = Field(min_length=1, max_length=100, description="the operator (kept in the timeline)")
+    reason: str = Field(default="", max_length=500)
+
+
+@router.post("/{order_id}/lines", responses={
+    409: {"description": "assembly has started, the order is final, out of stock, or dearer than the card hold"},
+    422: {"description": "invalid edit; the message names the field"}})
+async def edit_lines(order_id: str, body: OrderEditIn, temporal: TemporalDep, catalog: CatalogDep) -> dict[str, Any]:
+    """An operator changes lines before assembly starts (a validated Update): quantities, removals,
+    additions. The order is re-priced and re-held; an unpaid order gets a new payment link."""
+    known = await catalog.skus([l.sku for l in body.lines])
+    edit = OrderEdit(by=body.by, reason=body.reason, lines=[
+        LineEdit(sku=l.sku, qty=l.qty, name=known[l.sku].name if l.sku in known else None,
+                 unit_price=known[l.sku].price if l.sku in known else None) for l in body.lines])
+    handle = temporal.get_workflow_handle(order_workflow_id(order_id))
+    try:
+        out: EditOutcome = await handle.execute_update(OrderWorkflow.edit_lines, edit)
+    except WorkflowUpdateFailedError as err:
+        raise _edit_refused(err, order_id) from err
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise ApiError(404, "not_found", f"order_id: no running order {order_id}", field="order_id") from err
+        raise
+    log.info("order.edited", order_id=order_id, edit=out.n, by=body.by, total=out.totals.total)
+    return {"order_id": order_id, "edit": out.n, "changes": out.changes, "message": out.message,
+            "lines": [dataclasses.asdict(l) for l in out.lines], "totals": dataclasses.asdict(out.totals),
+            "payment_url": out.payment_url}
+
+
+def _edit_refused(err: WorkflowUpdateFailedError, order_id: str) -> ApiError:
+    """Invalid input → 422 naming the field; stock → 409 ``out_of_stock``; the order's state → 409."""
+    cause = err.cause
+    if not isinstance(cause, ApplicationError):
+        return update_refused(err, "cannot_edit", order_id=order_id)
+    field = str(cause.details[0]) if cause.details else None
+    if cause.type == INVALID_DECISION:
+        return ApiError(422, "invalid_edit", cause.message, field=field, order_id=order_id)
+    code = "out_of_stock" if cause.type == ErrorType.OUT_OF_STOCK else "cannot_edit"
+    return ApiError(409, code, cause.message, field=field, order_id=order_id)
 
 
 @router.post("/{order_id}/cancel")

@@ -318,3 +318,23 @@ async def test_injected_faults_make_the_adapter_raise_unavailable(
     await drive.post("/sandbox/acquiring/faults", json={})
     faults = (await drive.get("/sandbox/acquiring/faults")).json()
     assert faults["injected"] == 1
+
+
+async def test_decline_closes_an_unpaid_order_and_is_refused_once_paid(
+    acquiring: AcquiringClient, merchant: Merchant, drive: httpx.AsyncClient
+) -> None:
+    reg = await register(acquiring, merchant, "ORD-1501")
+    await acquiring.decline(md_order=reg.md_order)
+    await acquiring.decline(md_order=reg.md_order)  # a repeat (a retried activity) succeeds
+    closed = await acquiring.status(md_order=reg.md_order)
+    assert closed.state == PaymentState.DECLINED and closed.approved == 0
+    resp = await drive.post(f"/sandbox/acquiring/orders/{reg.md_order}/pay", json={"outcome": "approve"})
+    assert resp.status_code == 409  # the customer can no longer pay the closed link
+    assert merchant.of(reg.md_order) == []  # the merchant asked: no callback
+
+    paid = await register(acquiring, merchant, "ORD-1502")
+    await pay(drive, paid.md_order)
+    with pytest.raises(ExternalRefusal) as refused:
+        await acquiring.decline(md_order=paid.md_order)
+    assert refused.value.code == "7" and "paid" in refused.value.message
+    assert (await acquiring.status(md_order=paid.md_order)).state == PaymentState.HELD

@@ -178,3 +178,26 @@ async def test_an_import_batch_with_the_same_pair_twice_keeps_the_last(engine: A
     applied = await ledger.set_on_hand([StockLevel(sku["A"], loc["L1"], 4), StockLevel(sku["A"], loc["L1"], 2)])
     assert applied == 1
     assert await row(engine, sku["A"], loc["L1"]) == (2, 0)
+
+
+async def test_rehold_changes_a_line_in_one_transaction(engine: Any) -> None:
+    ledger, sku, loc = await make_world(engine, {("A", "L1"): 3, ("B", "L1"): 1})
+    owner = f"order-{uid()}"
+    a, l1 = sku["A"], loc["L1"]
+    await ledger.reserve(owner, [Allocation(key=f"{owner}:1:{l1}:1", sku=a, location_id=l1, qty=3)])
+    # shrinking when nothing else is free never fails: the released units count
+    assert await ledger.rehold(owner, [f"{owner}:1:{l1}:1"], [Allocation(f"{owner}:1:{l1}:e1", a, l1, 2)]) == 3
+    assert await row(engine, a, l1) == (3, 2)
+    # a repeat (retried activity) changes nothing
+    assert await ledger.rehold(owner, [f"{owner}:1:{l1}:1"], [Allocation(f"{owner}:1:{l1}:e1", a, l1, 2)]) == 0
+    assert await row(engine, a, l1) == (3, 2)
+    # growing needs only the difference; a line that does not fit undoes the whole change
+    with pytest.raises(OutOfStock):
+        await ledger.rehold(owner, [f"{owner}:1:{l1}:e1"], [Allocation(f"{owner}:1:{l1}:e2", a, l1, 3),
+                                                            Allocation(f"{owner}:2:{l1}:e2", sku["B"], l1, 2)])
+    assert await row(engine, a, l1) == (3, 2) and await row(engine, sku["B"], l1) == (1, 0)
+    assert (await reservations(engine, owner))[f"{owner}:1:{l1}:e1"] == ("held", 2)
+    assert await ledger.rehold(owner, [f"{owner}:1:{l1}:e1"], [Allocation(f"{owner}:1:{l1}:e3", a, l1, 3)]) == 2
+    assert await row(engine, a, l1) == (3, 3)
+    assert {k: v for k, v in (await reservations(engine, owner)).items() if v[0] == "held"} == {
+        f"{owner}:1:{l1}:e3": ("held", 3)}

@@ -52,6 +52,8 @@ from models.returns import ReturnInput, ReturnMethod, ReturnStatus
 from models.tasks import SubstituteOffer, TaskAction, TaskDecision
 from people_fakes import PeopleWorld
 from return_fakes import ORDER_LINES, ReturnWorld
+from models.edits import LineEdit
+from test_order_edits import edit, placed
 from test_people_workflow import Run, _shortage_task
 from test_return_workflow import deliver_replacement, exchange_input, return_input, store_event, wait_status
 from tooling_fakes import erp_imports, refusing
@@ -372,6 +374,22 @@ async def _cancel_while_assembling(r: Run) -> None:
     assert status == OrderStatus.cancelled
 
 
+async def _edited_unpaid(r: Run) -> None:
+    await placed(r)
+    await edit(r, LineEdit(sku="SKU-1", qty=1), LineEdit(sku="SKU-5", qty=1, name="Шарф", unit_price=30_000))
+    await r.handle.signal(OrderWorkflow.payment_event, PaymentEvent(md_order="md-e1", operation="approved",
+                                                                    success=True))
+    await r.until(lambda: r.world.pos_tasks, "the POS assembly task")
+    assert await r.deliver() == OrderStatus.completed
+
+
+async def _edited_paid(r: Run) -> None:
+    await r.pay_and_wait_assembly()
+    await edit(r, LineEdit(sku="SKU-3", qty=0))
+    await r.until(lambda: len(r.world.pos_tasks) == 2, "the new POS task")
+    assert await r.deliver() == OrderStatus.completed
+
+
 scenario_people_escalated_to_resourcing = _people_scenario(
     "GOLD-ESCALATED", {("SKU-1", "MSK-001"): 1, ("SKU-1", "WH-ONLINE"): 2}, [("SKU-1", 1, 150_000)],
     _escalated_to_resourcing, OrderStatus.completed)
@@ -381,6 +399,12 @@ scenario_people_substitution_accepted = _people_scenario(
 scenario_people_substitution_timed_out = _people_scenario(
     "GOLD-SUBSTTIMEOUT", {("SKU-1", "MSK-001"): 2, ("SKU-3", "MSK-001"): 1},
     [("SKU-1", 2, 150_000), ("SKU-3", 1, 50_000)], _substitution_timed_out, OrderStatus.completed)
+scenario_people_edit_unpaid = _people_scenario(
+    "GOLD-EDITUNPAID", {("SKU-1", "MSK-001"): 2, ("SKU-3", "MSK-001"): 1, ("SKU-5", "MSK-001"): 1},
+    [("SKU-1", 2, 150_000), ("SKU-3", 1, 50_000)], _edited_unpaid, OrderStatus.completed)
+scenario_people_edit_paid = _people_scenario(
+    "GOLD-EDITPAID", {("SKU-1", "MSK-001"): 2, ("SKU-3", "MSK-001"): 1},
+    [("SKU-1", 2, 150_000), ("SKU-3", 1, 50_000)], _edited_paid, OrderStatus.completed)
 scenario_people_cancel_while_assembling = _people_scenario(
     "GOLD-CANCEL", {("SKU-1", "MSK-001"): 2, ("SKU-3", "MSK-001"): 1},
     [("SKU-1", 2, 150_000), ("SKU-3", 1, 50_000)], _cancel_while_assembling, OrderStatus.cancelled, bonus=5_000)
@@ -470,6 +494,8 @@ SCENARIOS = {
     "people_substitution_accepted": scenario_people_substitution_accepted,
     "people_substitution_timed_out": scenario_people_substitution_timed_out,
     "people_cancel_while_assembling": scenario_people_cancel_while_assembling,
+    "people_edit_unpaid": scenario_people_edit_unpaid,
+    "people_edit_paid": scenario_people_edit_paid,
     "pickup_click_and_collect": scenario_pickup_click_and_collect,
     "reservation_expired": scenario_reservation_expired,
     "reservation_partial": scenario_reservation_partial,

@@ -168,3 +168,26 @@ async def test_removing_the_only_line_of_a_shipment_drops_that_shipment(people_e
         assert [t.location_id for t in world.pos_tasks] == ["MSK-001"] and world.captured == [out.totals.total]
 
     await run_order(people_env, world, [("SKU-1", 1, 150_000), ("SKU-3", 1, 50_000)], test)
+
+
+async def test_edit_racing_the_customers_payment_is_refused_and_the_payment_wins(people_env: Any) -> None:
+    world = PeopleWorld(stock={("SKU-1", "MSK-001"): 2, ("SKU-3", "MSK-001"): 1})
+
+    async def test(r: Run) -> None:
+        await placed(r)
+        world.payment_status = 1  # the customer paid the link; the bank's callback is still on its way
+        assert "the customer has just paid" in await refused(r, LineEdit(sku="SKU-3", qty=0))
+        assert world.calls["decline_payment"] == 1 and world.declined == []
+        assert world.calls["rollback_loyalty"] == 0 and held(world) == [("SKU-1", "MSK-001", 1),
+                                                                          ("SKU-3", "MSK-001", 1)]
+        await r.handle.signal(OrderWorkflow.payment_event, PaymentEvent(md_order="md-1", operation="approved",
+                                                                        success=True))
+        await r.until(lambda: world.pos_tasks, "the POS assembly task")
+        assert {(l.sku, l.qty) for l in world.pos_tasks[0].lines} == {("SKU-1", 1), ("SKU-3", 1)}
+        # now a paid order: the same edit applies before the store assembles, and the capture shrinks
+        out = await edit(r, LineEdit(sku="SKU-3", qty=0))
+        await r.until(lambda: len(world.pos_tasks) == 2, "the new POS task")
+        r.total = out.totals.total
+        assert await r.deliver() == OrderStatus.completed and world.captured == [150_000 + DELIVERY]
+
+    await run_order(people_env, world, [("SKU-1", 1, 150_000), ("SKU-3", 1, 50_000)], test)
