@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import TextClause
 
 from models.stock import Allocation, Availability, LocationInfo, StockLevel
@@ -120,15 +120,7 @@ class Ledger:
     async def reserve(self, owner: str, allocations: Sequence[Allocation]) -> None:
         """Hold every allocation or none (one transaction). Idempotent by allocation key."""
         async with self.engine.begin() as conn:
-            for a in allocations:
-                inserted = (await conn.execute(_INSERT, {**_params(a), "owner": owner})).first()
-                if inserted is None:
-                    row = (await conn.execute(_EXISTING, {"key": a.key})).one()
-                    if (row.owner, row.sku, row.location_id, row.qty) != (owner, a.sku, a.location_id, a.qty):
-                        raise ReservationConflict(f"reservation key {a.key} already used for another line")
-                    continue  # already held (or settled) by an earlier attempt: nothing to do
-                if (await conn.execute(_TAKE, _params(a))).first() is None:
-                    raise OutOfStock(a.sku, a.location_id, a.qty)  # rolls back the whole transaction
+            await _hold(conn, owner, allocations)
 
     async def release(self, owner: str, keys: Iterable[str] | None = None) -> int:
         """Release held reservations of ``owner`` (all, or the given keys). Returns units released."""
@@ -142,15 +134,7 @@ class Ledger:
         Idempotent: released keys stay released, held keys are not taken twice. Returns units released."""
         async with self.engine.begin() as conn:
             rows = (await conn.execute(_RELEASE, {"owner": owner, "keys": list(release_keys)})).all() if release_keys else []
-            for a in allocations:
-                inserted = (await conn.execute(_INSERT, {**_params(a), "owner": owner})).first()
-                if inserted is None:
-                    row = (await conn.execute(_EXISTING, {"key": a.key})).one()
-                    if (row.owner, row.sku, row.location_id, row.qty) != (owner, a.sku, a.location_id, a.qty):
-                        raise ReservationConflict(f"reservation key {a.key} already used for another line")
-                    continue
-                if (await conn.execute(_TAKE, _params(a))).first() is None:
-                    raise OutOfStock(a.sku, a.location_id, a.qty)  # rolls back the releases too
+            await _hold(conn, owner, allocations)  # OutOfStock rolls back the releases too
         return sum(r.qty for r in rows)
 
     async def consume(self, owner: str, keys: Iterable[str] | None = None) -> int:
@@ -251,6 +235,20 @@ class Ledger:
                 },
             )
         return len(levels)
+
+
+async def _hold(conn: AsyncConnection, owner: str, allocations: Sequence[Allocation]) -> None:
+    """Hold each allocation in the caller's transaction: keyed (a key already used by this line is
+    left alone), conditional on what is available; OutOfStock rolls the whole transaction back."""
+    for a in allocations:
+        inserted = (await conn.execute(_INSERT, {**_params(a), "owner": owner})).first()
+        if inserted is None:
+            row = (await conn.execute(_EXISTING, {"key": a.key})).one()
+            if (row.owner, row.sku, row.location_id, row.qty) != (owner, a.sku, a.location_id, a.qty):
+                raise ReservationConflict(f"reservation key {a.key} already used for another line")
+            continue  # already held (or settled) by an earlier attempt: nothing to do
+        if (await conn.execute(_TAKE, _params(a))).first() is None:
+            raise OutOfStock(a.sku, a.location_id, a.qty)
 
 
 def _params(a: Allocation) -> dict[str, object]:

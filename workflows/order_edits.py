@@ -112,6 +112,8 @@ class OrderEdits:
     @workflow.update
     async def edit_lines(self, edit: OrderEdit) -> EditOutcome:
         st = self._edits
+        if st.active:  # two edits validated in one activation: the first one to run wins
+            raise refused("another edit of this order is in progress: try again when it is done")
         st.active, st.n = True, st.n + 1
         try:
             return await self._apply_edit(edit, st.n)

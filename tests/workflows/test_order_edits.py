@@ -191,3 +191,21 @@ async def test_edit_racing_the_customers_payment_is_refused_and_the_payment_wins
         assert await r.deliver() == OrderStatus.completed and world.captured == [150_000 + DELIVERY]
 
     await run_order(people_env, world, [("SKU-1", 1, 150_000), ("SKU-3", 1, 50_000)], test)
+
+
+async def test_two_edits_at_once_one_applies_the_other_is_refused(people_env: Any) -> None:
+    world = PeopleWorld(stock={("SKU-1", "MSK-001"): 3, ("SKU-3", "MSK-001"): 1})
+
+    async def test(r: Run) -> None:
+        await placed(r)
+        results = await asyncio.gather(edit(r, LineEdit(sku="SKU-1", qty=2), by="op-a"),
+                                       edit(r, LineEdit(sku="SKU-1", qty=3), by="op-b"), return_exceptions=True)
+        applied = [x for x in results if isinstance(x, EditOutcome)]
+        failed = [x for x in results if isinstance(x, WorkflowUpdateFailedError)]
+        assert len(applied) == 1 and len(failed) == 1, results
+        assert "another edit" in str(failed[0].cause)
+        want = {l.qty for l in applied[0].lines if l.sku == "SKU-1"}.pop()
+        assert held(world) == sorted([("SKU-1", "MSK-001", want), ("SKU-3", "MSK-001", 1)])
+        assert world.registered[f"order-{r.order_id}~e1"] == applied[0].totals.total
+
+    await run_order(people_env, world, [("SKU-1", 1, 150_000), ("SKU-3", 1, 50_000)], test)
