@@ -376,7 +376,8 @@ class OrderWorkflow(OrderEdits, OrderChanges, PickupStage):
         if self._cancel is not None and not all(r.delivered for r in results):
             await self._cancel_order(f"Заказ отменён: {self._cancel.reason}", "cancelled")
             return False
-        if not results or not all(r.delivered for r in results):
+        dropped = self._changes.dropped  # shipments an operator's removal left empty (cancelled on purpose)
+        if not results or not all(r.delivered or r.shipment_id in dropped for r in results):
             self._status = OrderStatus.on_hold
             self._event("on_hold", "Не все отгрузки доставлены: заказ ждёт решения оператора")
             await self._save()
@@ -471,7 +472,7 @@ class OrderWorkflow(OrderEdits, OrderChanges, PickupStage):
         if current.transfer_to:  # goods travelling to the pickup store: the customer waits for "ready"
             self._dirty = True
             return
-        states = {s.status for s in self._shipments.values()}
+        states = {s.status for sid, s in self._shipments.items() if sid not in self._changes.dropped}
         pickup = self._require_input().delivery.method == DeliveryMethod.pickup
         if states == {ShipmentState.delivered}:
             self._status = OrderStatus.delivered
@@ -514,7 +515,8 @@ class OrderWorkflow(OrderEdits, OrderChanges, PickupStage):
         if inp.delivery.method == DeliveryMethod.pickup:
             raise ApplicationError("delivery.method: a click & collect order has no delivery address")
         booked = [s.shipment_id for s in self._shipments.values()
-                  if s.status not in (ShipmentState.planned, ShipmentState.assembling, ShipmentState.assembled)]
+                  if s.status not in (ShipmentState.planned, ShipmentState.assembling, ShipmentState.assembled,
+                                      ShipmentState.cancelled)]
         if booked:
             raise ApplicationError(f"the parcel is already with the courier ({', '.join(booked)}): "
                                    "the address can no longer change")

@@ -94,6 +94,7 @@ class Changes:
         self.loyalty_gen = 0
         self.revisions = 0
         self.extras: list[ExtraPayment] = []
+        self.dropped: set[str] = set()  # shipments left empty by a removal: cancelled, the order goes on
 
 
 def line_pos(key: str) -> int:
@@ -172,6 +173,10 @@ class OrderChanges:
             return TaskOutcome(task_id=d.task_id, action=d.action, message="Заказ отменяется"), None
         catalog = list(ch.catalog if ch.catalog is not None else inp.lines)
         kept = [l for l in rep.lines if l.sku != rep.sku or l.qty > rep.missing_qty]
+        others = [sid for sid, v in s._shipments.items()
+                  if sid != rep.shipment_id and sid not in ch.dropped and v.status != ShipmentState.cancelled]
+        if not kept and d.action == TaskAction.remove and others and workflow.patched("removal-drops-only-its-shipment"):
+            return await self._drop_shipment(rep, line, d), None
         if not kept and d.action == TaskAction.remove:
             await self._request_cancel(CancelRequest(
                 reason=f"нет товара {line.name}: в отгрузке ничего не осталось", by="operator"))
@@ -230,6 +235,28 @@ class OrderChanges:
             message += f"; доплата {format_money(ch.extras[-1].amount)} по ссылке"
         return TaskOutcome(task_id=d.task_id, action=d.action, message=message, total=s._totals.total,
                            extra_payment_url=extra_url, data={"change": change}), revision
+
+    async def _drop_shipment(self, rep: ShortageReport, line: OrderLine, d: TaskDecision) -> TaskOutcome:
+        """The removal leaves a shipment of a multi-shipment order empty: that shipment is
+        cancelled (its holds released, its store told) and the rest of the order goes on,
+        re-priced without it."""
+        s: Any = self
+        ch = self._changes
+        ch.dropped.add(rep.shipment_id)
+        await local("release_stock", SettleRequest(owner=s._owner, keys=list(rep.reservation_keys)))
+        shipped_here = {l.pos_id: l.qty for l in rep.lines}
+        catalog = [dataclasses.replace(c, qty=c.qty - shipped_here.get(c.pos_id, 0))
+                   for c in (ch.catalog if ch.catalog is not None else s._require_input().lines)]
+        before = s._totals.total
+        await self._reprice([c for c in catalog if c.qty > 0])
+        change = f"{line.name} × {rep.missing_qty} удалён, отгрузка {rep.shipment_id} отменена"
+        s._event("order_changed", f"Состав изменён: {change}. Сумма {format_money(before)} → "
+                                  f"{format_money(s._totals.total)}", total=s._totals.total)
+        await signal_workflow(rep.shipment_id, "cancel", CancelRequest(
+            reason="в отгрузке не осталось товаров", by="operator"))
+        await s._notify("substitution", key_suffix=f"drop-{rep.shipment_id}", change=change)
+        return TaskOutcome(task_id=d.task_id, action=d.action, message=f"{change}; сумма заказа "
+                           f"{format_money(s._totals.total)}", total=s._totals.total, data={"change": change})
 
     def _shipment_lines(self, rep: ShortageReport, line: OrderLine, substitute: CatalogLine | None) -> list[OrderLine]:
         """The shipment's lines after the change, priced from the re-priced order lines."""

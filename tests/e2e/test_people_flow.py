@@ -120,23 +120,34 @@ async def test_shortage_substituted_by_an_operator_through_the_api_captures_the_
         assert expected in kinds, (expected, kinds)
 
 
-async def test_shortage_line_removed_captures_less(stack: Any) -> None:
-    sku = await fresh_sku(stack, {"MSK-002": 2})
-    keep = await fresh_sku(stack, {"MSK-002": 1})
-    body = order_body(sku, 1)
-    body["lines"].append({"sku": keep, "qty": 1})
+async def paid_order_of(stack: Any, *skus: str) -> tuple[str, int]:
+    """A paid card order of one unit of each SKU: (order id, total held on the card)."""
+    body = order_body(skus[0], 1)
+    body["lines"] += [{"sku": sku, "qty": 1} for sku in skus[1:]]
     r = await stack.api.post("/v1/orders", json=body)
     assert r.status_code == 201, r.text
-    order_id, held = r.json()["order_id"], r.json()["totals"]["total"]
+    order_id = r.json()["order_id"]
     await pay(stack, order_id)
-    pos = await task_for(stack, "MSK-002", order_id)
-    r = await stack.sandbox.post(f"/sandbox/pos/MSK-002/tasks/{pos['task_id']}/shortage",
+    return order_id, r.json()["totals"]["total"]
+
+
+async def removed_by_operator(stack: Any, order_id: str, location_id: str, pos_task_id: str, sku: str) -> int:
+    """The store reports one unit of ``sku`` missing; an operator removes it: the new total."""
+    r = await stack.sandbox.post(f"/sandbox/pos/{location_id}/tasks/{pos_task_id}/shortage",
                                  json={"sku": sku, "missing_qty": 1})
     assert r.status_code == 200, r.text
     task = await open_task(stack, order_id, "substitution")
     r = await stack.api.post(f"/v1/tasks/{task['id']}/complete", json={"action": "remove", "operator": "op-anna"})
     assert r.status_code == 200, r.text
-    new_total = r.json()["outcome"]["total"]
+    return int(r.json()["outcome"]["total"])
+
+
+async def test_shortage_line_removed_captures_less(stack: Any) -> None:
+    sku = await fresh_sku(stack, {"MSK-002": 2})
+    keep = await fresh_sku(stack, {"MSK-002": 1})
+    order_id, held = await paid_order_of(stack, sku, keep)
+    pos = await task_for(stack, "MSK-002", order_id)
+    new_total = await removed_by_operator(stack, order_id, "MSK-002", pos["task_id"], sku)
     assert new_total < held
     order = await deliver(stack, order_id, "MSK-002", pos["task_id"])
     assert [l["sku"] for l in order["lines"]] == [keep]
@@ -197,3 +208,23 @@ async def test_cancel_before_hand_over_leaves_nothing_held(stack: Any, stage: st
             break
         await asyncio.sleep(0.1)
     assert any("отменён" in t for t in texts), texts
+
+
+async def test_removal_emptying_one_shipment_cancels_only_that_shipment(stack: Any) -> None:
+    a = await fresh_sku(stack, {"MSK-002": 1})
+    b = await fresh_sku(stack, {"SPB-001": 1})
+    order_id, held = await paid_order_of(stack, a, b)
+    pos_a = await task_for(stack, "MSK-002", order_id)
+    pos_b = await task_for(stack, "SPB-001", order_id)
+    new_total = await removed_by_operator(stack, order_id, "SPB-001", pos_b["task_id"], b)
+    assert new_total < held
+    for _ in range(100):  # the emptied shipment's store is told to stop; its unit goes back
+        if [t for t in await stack.pos_tasks("SPB-001") if t["task_id"] == pos_b["task_id"]][0]["status"] == "cancelled":
+            break
+        await asyncio.sleep(0.1)
+    assert await ledger_row(stack, b, "SPB-001") == (1, 0)
+    order = await deliver(stack, order_id, "MSK-002", pos_a["task_id"])
+    assert [l["sku"] for l in order["lines"]] == [a]
+    assert sorted(s["status"] for s in order["shipments"]) == ["cancelled", "delivered"]
+    bank = (await stack.sandbox.get(f"/sandbox/acquiring/orders/{await md_order_of(stack, order_id)}")).json()
+    assert bank["deposited"] == new_total == order["payment"]["captured"]

@@ -320,7 +320,7 @@ scenario_return_exchange_same_price = _return_scenario(
 
 def _people_scenario(order_id: str, stock: dict[tuple[str, str], int], lines: list[tuple[str, int, int]],
                      steps: Callable[[Run], Awaitable[None]], expected: OrderStatus,
-                     bonus: int = 0) -> Callable[[Any, str], Awaitable[Any]]:
+                     bonus: int = 0, shipments: int = 1) -> Callable[[Any, str], Awaitable[Any]]:
     async def scenario(env: Any, queue: str) -> Any:
         world = PeopleWorld(stock=dict(stock))
         inp = order_input(order_id, lines, bonus=bonus)
@@ -329,7 +329,7 @@ def _people_scenario(order_id: str, stock: dict[tuple[str, str], int], lines: li
             handle = await _start_order(env, world, inp, queue)
             await steps(Run(env, world, handle, order_id))
             assert await handle.result() == expected
-            return [f"order-{order_id}", f"fulfillment-{order_id}-1"]
+            return [f"order-{order_id}", *(f"fulfillment-{order_id}-{n}" for n in range(1, shipments + 1))]
 
         return world, world.activities(), drive
 
@@ -390,6 +390,24 @@ async def _edited_paid(r: Run) -> None:
     assert await r.deliver() == OrderStatus.completed
 
 
+async def _removal_drops_a_shipment(r: Run) -> None:
+    await r.pay_and_wait_assembly()
+    await r.until(lambda: len(r.world.pos_tasks) == 2, "both shipments' POS tasks")
+    by_loc = {t.location_id: t for t in r.world.pos_tasks}
+    wh, msk = by_loc["WH-ONLINE"], by_loc["MSK-001"]
+    client = r.env.client
+    await client.get_workflow_handle(wh.task_id.split(":")[0]).signal(
+        FulfillmentWorkflow.pos_event, StoreEvent(event="shortage", task_id=wh.task_id, sku="SKU-3", missing_qty=1))
+    await r.until(lambda: r.world.task_of("substitution"), "the substitution task")
+    await r.complete(r.handle, TaskDecision(task_id=r.world.task_of("substitution").spec.task_id,
+                                            action=TaskAction.remove, by="op-anna"))
+    msk_child = client.get_workflow_handle(msk.task_id.split(":")[0])
+    await msk_child.signal(FulfillmentWorkflow.pos_event, StoreEvent(event="assembled", task_id=msk.task_id))
+    await r.until(lambda: r.world.bookings, "the courier booking")
+    for status in ("handed_over", "delivered"):
+        await msk_child.signal(FulfillmentWorkflow.courier_event, CourierEvent(status=status))
+
+
 scenario_people_escalated_to_resourcing = _people_scenario(
     "GOLD-ESCALATED", {("SKU-1", "MSK-001"): 1, ("SKU-1", "WH-ONLINE"): 2}, [("SKU-1", 1, 150_000)],
     _escalated_to_resourcing, OrderStatus.completed)
@@ -405,6 +423,9 @@ scenario_people_edit_unpaid = _people_scenario(
 scenario_people_edit_paid = _people_scenario(
     "GOLD-EDITPAID", {("SKU-1", "MSK-001"): 2, ("SKU-3", "MSK-001"): 1},
     [("SKU-1", 2, 150_000), ("SKU-3", 1, 50_000)], _edited_paid, OrderStatus.completed)
+scenario_people_removal_drops_shipment = _people_scenario(
+    "GOLD-DROPSHIP", {("SKU-1", "MSK-001"): 1, ("SKU-3", "WH-ONLINE"): 1},
+    [("SKU-1", 1, 150_000), ("SKU-3", 1, 50_000)], _removal_drops_a_shipment, OrderStatus.completed, shipments=2)
 scenario_people_cancel_while_assembling = _people_scenario(
     "GOLD-CANCEL", {("SKU-1", "MSK-001"): 2, ("SKU-3", "MSK-001"): 1},
     [("SKU-1", 2, 150_000), ("SKU-3", 1, 50_000)], _cancel_while_assembling, OrderStatus.cancelled, bonus=5_000)
@@ -496,6 +517,7 @@ SCENARIOS = {
     "people_cancel_while_assembling": scenario_people_cancel_while_assembling,
     "people_edit_unpaid": scenario_people_edit_unpaid,
     "people_edit_paid": scenario_people_edit_paid,
+    "people_removal_drops_shipment": scenario_people_removal_drops_shipment,
     "pickup_click_and_collect": scenario_pickup_click_and_collect,
     "reservation_expired": scenario_reservation_expired,
     "reservation_partial": scenario_reservation_partial,

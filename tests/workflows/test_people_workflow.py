@@ -329,3 +329,38 @@ async def test_cancel_at_each_stage_compensates_what_was_done(people_env: Any, s
             assert all(t.status == "expired" for t in r.world.tasks.values())
 
     await run_order(people_env, world, [("SKU-1", 2, 150_000), ("SKU-3", 1, 50_000)], test, bonus=5_000)
+
+
+async def test_removal_that_empties_one_shipment_cancels_only_that_shipment(people_env: Any) -> None:
+    world = PeopleWorld(stock={("SKU-1", "MSK-001"): 1, ("SKU-3", "WH-ONLINE"): 1})
+
+    async def test(r: Run) -> None:
+        await r.pay_and_wait_assembly()
+        await r.until(lambda: len(r.world.pos_tasks) == 2, "both shipments' POS tasks")
+        by_loc = {t.location_id: t for t in r.world.pos_tasks}
+        wh, msk = by_loc["WH-ONLINE"], by_loc["MSK-001"]
+        wh_child = r.env.client.get_workflow_handle(wh.task_id.split(":")[0])
+        await wh_child.signal(FulfillmentWorkflow.pos_event, StoreEvent(event="shortage", task_id=wh.task_id,
+                                                                        sku="SKU-3", missing_qty=1))
+        await r.until(lambda: r.world.task_of("substitution"), "the substitution task")
+        task = r.world.task_of("substitution")
+        out = await r.complete(r.handle, TaskDecision(task_id=task.spec.task_id, action=TaskAction.remove,
+                                                      by="op-anna"))
+        assert "отменена" in out.message and out.total == 150_000 + 39_900
+        assert (await wh_child.result())["cancelled"]  # that shipment ends, its store told to stop
+        assert r.world.calls["cancel_pos_task"] == 1
+        assert sorted(r.world.held.values()) == [("SKU-1", "MSK-001", 1)] and r.world.stock[("SKU-3", "WH-ONLINE")] == 1
+        assert await r.handle.query(OrderWorkflow.status) == OrderStatus.assembling  # the order goes on
+        msk_child = r.env.client.get_workflow_handle(msk.task_id.split(":")[0])
+        await msk_child.signal(FulfillmentWorkflow.pos_event, StoreEvent(event="assembled", task_id=msk.task_id))
+        await r.until(lambda: r.world.bookings, "the courier booking")
+        for status in ("handed_over", "delivered"):
+            await msk_child.signal(FulfillmentWorkflow.courier_event, CourierEvent(status=status))
+        await r.until(lambda: r.world.loyalty == "committed", "the loyalty commit")
+        await r.until(lambda: r.world.captured, "the capture")
+        assert r.world.captured == [out.total] and out.total < r.total
+        snap = await r.handle.query(OrderWorkflow.snapshot)
+        assert snap.status == OrderStatus.completed and [l.sku for l in snap.lines] == ["SKU-1"]
+        assert sorted(s.status.value for s in snap.shipments) == ["cancelled", "delivered"]
+
+    await run_order(people_env, world, [("SKU-1", 1, 150_000), ("SKU-3", 1, 50_000)], test)
