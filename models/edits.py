@@ -38,6 +38,8 @@ class EditOutcome:
     #: a new payment link when the order was awaiting payment and its total changed
     payment_url: str | None = None
     changes: list[str] = field(default_factory=list)
+    #: a paid order made dearer: the difference to pay by ``payment_url``; the edit applies once paid
+    pending_payment: int = 0
 
 
 @dataclass(frozen=True)

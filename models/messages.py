@@ -23,6 +23,7 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "substitution": ("Изменение заказа {number}", "В заказе {number} изменился состав: {change}"),
     "order_changed": ("Заказ {number} изменён", "Заказ {number} изменён: {change}. Сумма заказа {total}."),
     "order_changed_pay": ("Заказ {number} изменён", "Заказ {number} изменён: {change}. Сумма заказа {total}. Оплатите по новой ссылке: {payment_url}"),
+    "edit_extra_payment": ("Доплата по заказу {number}", "Заказ {number} меняется: {change}. Доплатите {amount} по ссылке: {payment_url}. Без доплаты заказ останется прежним."),
     "extra_payment": ("Доплата по заказу {number}", "Для замены в заказе {number} нужна доплата {amount}: {payment_url}"),
     # click & collect / click & reserve (issue 4)
     "accepted_on_pickup": ("Заказ {number} принят", "Заказ {number} принят. Сумма {total}, оплата при получении в магазине {store}. Сообщим, когда он будет готов к выдаче."),

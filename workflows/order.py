@@ -427,6 +427,7 @@ class OrderWorkflow(OrderEdits, OrderChanges, PickupStage):
             self._event("compensated", f"Отменено: {what}")
 
     async def _cancel_order(self, reason: str, notice: str) -> None:
+        await self._edit_settled()  # a dearer edit waiting for its payment closes its link first
         await self._undo_all()
         self._status = OrderStatus.cancelled
         self._event("cancelled", reason)

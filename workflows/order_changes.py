@@ -299,15 +299,14 @@ class OrderChanges:
                            delivery=delivery, total=goods + delivery, currency=inp.currency)
 
     # ------------------------------------------------------------------ the payment for the difference
-    async def _register_extra(self, amount: int) -> ExtraPayment:
+    async def _register_extra(self, amount: int, item: str = "Доплата за замену товара") -> ExtraPayment:
         s: Any = self
         inp, ch = s._require_input(), self._changes
         n = len(ch.extras) + 2
         reg = await call("register_payment", RegisterPayment(
             order_number=f"{workflow.info().workflow_id}~{n}", amount=amount, currency=inp.currency,
             description=f"Доплата по заказу {inp.order_id}",
-            lines=[OrderLine(pos_id=900 + n, sku="SURCHARGE", name="Доплата за замену товара", qty=1,
-                             unit_price=amount)],
+            lines=[OrderLine(pos_id=900 + n, sku="SURCHARGE", name=item, qty=1, unit_price=amount)],
             phone=inp.customer.phone, email=inp.customer.email,
             session_timeout_secs=inp.payment_window_minutes * 60), result_type=PaymentRegistered)
         extra = ExtraPayment(n=n, md_order=reg.md_order, amount=amount, form_url=reg.form_url)
@@ -320,21 +319,11 @@ class OrderChanges:
                                    revision: ShipmentRevision) -> ShipmentRevision | None:
         """Wait for the customer to pay the difference; unpaid in the window: drop the substitute."""
         s: Any = self
-        inp, ch = s._require_input(), self._changes
+        ch = self._changes
         extra = next((e for e in ch.extras if e.state == "registered"), None)
         if extra is None:
             return revision
-        deadline = workflow.now() + timedelta(minutes=inp.payment_window_minutes)
-        while extra.event is None and s._cancel is None and workflow.now() < deadline:
-            try:
-                await workflow.wait_condition(lambda: extra.event is not None or s._cancel is not None,
-                                              timeout=min(EXTRA_PAYMENT_POLL, deadline - workflow.now()))
-            except TimeoutError:
-                st = await call("payment_status", extra.md_order, result_type=PaymentStatusResult)
-                if st.order_status in (1, 2):
-                    extra.event = PaymentEvent(md_order=extra.md_order, operation="approved", success=True)
-                elif st.order_status == 6:
-                    extra.event = PaymentEvent(md_order=extra.md_order, operation="approved", success=False)
+        await self._wait_for_extra(extra)
         if s._cancel is not None:
             return None
         if extra.event is not None and extra.event.success:
@@ -357,6 +346,23 @@ class OrderChanges:
         return ShipmentRevision(n=revision.n, lines=lines,
                                 reservation_keys=[k for k in revision.reservation_keys if line_pos(k) not in sub_pos],
                                 note=f"уберите {line.sku} × {rep.missing_qty}, замены не будет")
+
+    async def _wait_for_extra(self, extra: ExtraPayment) -> None:
+        """Until the bank answers for ``extra`` (callback, or polled), the order is cancelled, or
+        the payment window passes (``extra.event`` stays None)."""
+        s: Any = self
+        inp = s._require_input()
+        deadline = workflow.now() + timedelta(minutes=inp.payment_window_minutes)
+        while extra.event is None and s._cancel is None and workflow.now() < deadline:
+            try:
+                await workflow.wait_condition(lambda: extra.event is not None or s._cancel is not None,
+                                              timeout=min(EXTRA_PAYMENT_POLL, deadline - workflow.now()))
+            except TimeoutError:
+                st = await call("payment_status", extra.md_order, result_type=PaymentStatusResult)
+                if st.order_status in (1, 2):
+                    extra.event = PaymentEvent(md_order=extra.md_order, operation="approved", success=True)
+                elif st.order_status == 6:
+                    extra.event = PaymentEvent(md_order=extra.md_order, operation="approved", success=False)
 
     def _on_extra_payment(self, event: PaymentEvent) -> bool:
         """A bank callback for a payment of the difference (orderNumber ``order-<id>~<n>``)."""

@@ -5,8 +5,7 @@ order can no longer change or the edit is malformed; the handler then does, in t
 
 1. where each changed line lives: an existing line stays in its shipment; a new SKU goes to the
    first shipment whose location has it in stock (else refused: the order's stores lack it);
-2. the new price from loyalty (``price_cart``); a paid order may not cost more than the card
-   holds (the bank cannot raise a hold: the customer places another order instead);
+2. the new price from loyalty (``price_cart``);
 3. what must stop first: an unpaid order's payment link is closed (``decline.do``; if the
    customer has just paid, the edit is refused and the payment wins); a paid order's shipments
    that change are asked to stop their store (``hold_for_edit``): each cancels its POS task
@@ -18,6 +17,14 @@ order can no longer change or the edit is malformed; the handler then does, in t
    and a fresh payment window; a paid order will capture the new, smaller total at the end;
 7. the stopped shipments get a ``revise`` with their new lines and holds (a new POS task).
 
+A paid order made dearer than its card hold (the bank cannot raise a hold) takes another path
+after step 3 (``_dearer_edit``): the extra units are held beside the old ones (nothing released),
+a link for the difference goes to the customer (``order-<id>~<n>``), the Update answers at once
+with ``pending_payment``, and a workflow task waits for the bank: paid → steps 4-5 and 7 (the
+difference is captured with the rest at the end); unpaid in the payment window → the extra units
+are released, the link closed, the stores resume the old lines; cancelled → the link is closed or
+the difference reversed. No other edit is taken meanwhile.
+
 A step failing after step 3 undoes what was done (loyalty re-priced back; an unpaid order gets a
 link for its unchanged total; stopped shipments resume with their old lines) and the Update fails
 with the reason. Nothing is held twice or lost: stock changes are one keyed transaction.
@@ -25,6 +32,7 @@ with the reason. Nothing is held twice or lost: stock changes are one keyed tran
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -42,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         LineRequest,
         OrderLine,
         OrderStatus,
+        PaymentEvent,
         PaymentState,
         PaymentView,
         ShipmentState,
@@ -54,6 +63,9 @@ with workflow.unsafe.imports_passed_through():
         Priced,
         ReholdRequest,
         RegisterPayment,
+        ReserveRequest,
+        ReverseRequest,
+        SettleRequest,
         StockViewRequest,
     )
     from models.stock import Allocation, StockView
@@ -92,6 +104,8 @@ class Row:
 class Edits:
     n: int = 0
     active: bool = False
+    pending: bool = False  # a dearer edit of a paid order waits for the payment of the difference
+    pending_task: "asyncio.Task[None] | None" = None
     children_starting: bool = False
     answers: dict[str, EditAnswer] = field(default_factory=dict)
     declined: list[str] = field(default_factory=list)  # payment registrations closed by an edit
@@ -118,7 +132,7 @@ class OrderEdits:
         try:
             return await self._apply_edit(edit, st.n)
         finally:
-            st.active = False
+            st.active = st.pending  # a dearer edit of a paid order stays in progress until the customer pays
 
     @edit_lines.validator
     def _validate_edit_lines(self, edit: OrderEdit) -> None:
@@ -194,10 +208,7 @@ class OrderEdits:
                                                           promo_code=inp.promo_code), result_type=Priced)
         total = priced.subtotal - priced.discount - priced.bonus_spent + s._totals.delivery
         unpaid = s._status == OrderStatus.awaiting_payment
-        if not unpaid and total > s._payment.held:
-            raise refused(f"the edit makes the order {format_money(total)}, more than the "
-                          f"{format_money(s._payment.held)} held on the customer's card: place the extra items "
-                          "as another order", "lines")
+        dearer = not unpaid and total > s._payment.held  # the bank cannot raise a hold: a payment of the difference
         # 3. stop what must stop
         running = {h.id for h in s._children}
         stopped: list[str] = []
@@ -213,6 +224,8 @@ class OrderEdits:
                 raise refused("; ".join(f"{a.shipment_id}: {a.reason}" for a in refusals))
             for a in answers:  # what the running shipment really holds (it may have moved or been revised)
                 rows[a.shipment_id] = _rows_of(a.lines, a.reservation_keys)
+        if dearer:
+            return await self._dearer_edit(edit, n, old_catalog, catalog, rows, home, stopped, total)
         # 4-5. loyalty, then stock
         before = s._totals.total
         try:
@@ -229,21 +242,18 @@ class OrderEdits:
                 sku = next((a.sku for a in allocations if a.sku in failure_message(err)), "")
                 raise refused(f"not enough stock: {failure_message(err)}", _field(edit, sku), ErrorType.OUT_OF_STOCK)
             raise refused(f"the stock could not be held: {failure_message(err)}") from err
-        # commit: the order's view of its shipments
-        for sid, shipment_rows in new_rows.items():
-            kept = [r for r in shipment_rows if r.qty > 0]
-            if not kept:
-                s._shipments.pop(sid, None)
-                s._allocation_keys.pop(sid, None)
-                continue
-            s._shipments[sid] = dataclasses.replace(s._shipments[sid], lines=[LineRequest(sku=r.sku, qty=r.qty)
-                                                                              for r in kept])
-            s._allocation_keys[sid] = [k for r in kept for k in r.keys]
+        self._commit_rows(new_rows)
         # 6. payment
         url = None
         if unpaid:
             url = await self._new_payment_link(n)
         # 7. the stopped shipments carry on with their new lines
+        return await self._announce(edit, n, old_catalog, catalog, stopped, before, url)
+
+    async def _announce(self, edit: OrderEdit, n: int, old_catalog: list[CatalogLine], catalog: list[CatalogLine],
+                        stopped: list[str], before: int, url: str | None) -> EditOutcome:
+        """The edit is in: stopped shipments get their new lines; timeline, projection, customer."""
+        s: Any = self
         for sid in stopped:
             await signal_workflow(sid, "revise", self._revision(sid, n, "заказ изменён оператором: соберите по "
                                                                        "новому заданию"))
@@ -257,9 +267,131 @@ class OrderEdits:
         if url:
             params["payment_url"] = url
         await s._notify("order_changed_pay" if url else "order_changed", key_suffix=f"e{n}", **params)
-        return EditOutcome(order_id=inp.order_id, n=n, lines=list(s._lines), totals=s._totals,
+        return EditOutcome(order_id=s._require_input().order_id, n=n, lines=list(s._lines), totals=s._totals,
                            message=f"{what}; сумма заказа {format_money(s._totals.total)}", payment_url=url,
                            changes=changes)
+
+    def _commit_rows(self, new_rows: dict[str, list[Row]]) -> None:
+        """The order's view of its shipments after the re-hold (a shipment left empty is dropped)."""
+        s: Any = self
+        for sid, shipment_rows in new_rows.items():
+            kept = [r for r in shipment_rows if r.qty > 0]
+            if not kept:
+                s._shipments.pop(sid, None)
+                s._allocation_keys.pop(sid, None)
+                continue
+            s._shipments[sid] = dataclasses.replace(s._shipments[sid], lines=[LineRequest(sku=r.sku, qty=r.qty)
+                                                                              for r in kept])
+            s._allocation_keys[sid] = [k for r in kept for k in r.keys]
+
+    # ------------------------------------------------------------------ a paid order made dearer
+    async def _dearer_edit(self, edit: OrderEdit, n: int, old_catalog: list[CatalogLine], catalog: list[CatalogLine],
+                           rows: dict[str, list[Row]], home: dict[int, str], stopped: list[str],
+                           total: int) -> EditOutcome:
+        """The card holds less than the new total: hold the extra units now (nothing is released),
+        send a link for the difference, and apply the edit once it is paid (``_finish_dearer_edit``).
+        The stopped stores wait; unpaid in the payment window, the order goes on unchanged."""
+        s: Any = self
+        st = self._edits
+        extra_units = []
+        for sid, shipment_rows in rows.items():
+            loc, have = s._shipments[sid].location_id, {r.pos: r.qty for r in shipment_rows}
+            for c in catalog:
+                if home.get(c.pos_id) == sid and c.qty > have.get(c.pos_id, 0):
+                    extra_units.append(Allocation(key=f"{s._owner}:{c.pos_id}:{loc}:x{n}", sku=c.sku, location_id=loc,
+                                                  qty=c.qty - have.get(c.pos_id, 0)))
+        try:
+            await local("reserve_stock", ReserveRequest(owner=s._owner, allocations=extra_units))
+        except (ActivityError, ApplicationError) as err:
+            await self._resume(stopped, n, "состав не изменился, соберите по новому заданию")
+            if failure_type(err) == ErrorType.OUT_OF_STOCK:
+                sku = next((a.sku for a in extra_units if a.sku in failure_message(err)), "")
+                raise refused(f"not enough stock: {failure_message(err)}", _field(edit, sku), ErrorType.OUT_OF_STOCK)
+            raise refused(f"the stock could not be held: {failure_message(err)}") from err
+        extra = await s._register_extra(total - s._payment.held, item="Доплата за изменение заказа")
+        changes = _describe(old_catalog, catalog)
+        what = "; ".join(changes)
+        s._event("order_edit_pending", f"Изменение состава ({edit.by}): {what}. Доплата {format_money(extra.amount)} "
+                                       "по ссылке: изменение вступит после оплаты", by=edit.by, edit=n,
+                 amount=extra.amount)
+        await s._save()
+        await s._notify("edit_extra_payment", key_suffix=f"e{n}", change=what, amount=format_money(extra.amount),
+                        payment_url=extra.form_url)
+        st.pending = True
+        st.pending_task = asyncio.create_task(self._finish_dearer_edit(
+            edit, n, extra, old_catalog, catalog, rows, home, stopped, [a.key for a in extra_units]))
+        return EditOutcome(order_id=s._require_input().order_id, n=n, lines=list(s._lines), totals=s._totals,
+                           message=f"{what}: ждём доплату {format_money(extra.amount)}", payment_url=extra.form_url,
+                           changes=changes, pending_payment=extra.amount)
+
+    async def _finish_dearer_edit(self, edit: OrderEdit, n: int, extra: Any, old_catalog: list[CatalogLine],
+                                  catalog: list[CatalogLine], rows: dict[str, list[Row]], home: dict[int, str],
+                                  stopped: list[str], extra_keys: list[str]) -> None:
+        s: Any = self
+        st = self._edits
+        try:
+            await s._wait_for_extra(extra)
+            if s._cancel is not None:  # the saga releases the stock and the main hold; the difference goes back
+                await self._drop_extra(extra)
+                if extra.state != "declined":
+                    await call("reverse_payment", ReverseRequest(
+                        md_order=extra.md_order, idempotency_key=f"{workflow.info().workflow_id}~{extra.n}:reverse"))
+                    extra.state = "reversed"
+                return
+            if extra.event is None or not extra.event.success:
+                await self._drop_extra(extra)
+                if extra.state == "declined":
+                    await self._edit_not_paid(n, stopped, extra_keys)
+                    return
+            extra.state = "held"
+            s._do("reverse the extra payment", lambda: call("reverse_payment", ReverseRequest(
+                md_order=extra.md_order, idempotency_key=f"{workflow.info().workflow_id}~{extra.n}:reverse")))
+            s._event("extra_payment_held", f"Доплата {format_money(extra.amount)} удержана банком")
+            before = s._totals.total
+            try:
+                await s._reprice(catalog)
+            except (ActivityError, ApplicationError) as err:  # paid, but loyalty refused: give the money back
+                s._event("order_edit_failed", f"Программа лояльности не приняла новый состав: {failure_message(err)}")
+                await self._undo_edit(old_catalog, False, stopped, n)
+                await local("release_stock", SettleRequest(owner=s._owner, keys=extra_keys))
+                await call("reverse_payment", ReverseRequest(
+                    md_order=extra.md_order, idempotency_key=f"{workflow.info().workflow_id}~{extra.n}:reverse"))
+                extra.state = "reversed"
+                await s._save()
+                return
+            new_rows, release, allocations = self._rehold_plan(rows, catalog, home, n)
+            # everything the new lines need is held already (old holds + the extra units): this always fits
+            await local("rehold_stock", ReholdRequest(owner=s._owner, release_keys=release + extra_keys,
+                                                      allocations=allocations))
+            self._commit_rows(new_rows)
+            await self._announce(edit, n, old_catalog, catalog, stopped, before, None)
+        finally:
+            st.pending = st.active = False
+
+    async def _drop_extra(self, extra: Any) -> None:
+        """Close a link for the difference nobody paid; if it was paid meanwhile, keep it held."""
+        try:
+            await call("decline_payment", extra.md_order)
+            extra.state = "declined"
+        except (ActivityError, ApplicationError) as err:
+            if failure_type(err) != ErrorType.ALREADY_PAID:
+                raise
+            extra.event = PaymentEvent(md_order=extra.md_order, operation="approved", success=True)
+
+    async def _edit_not_paid(self, n: int, stopped: list[str], extra_keys: list[str]) -> None:
+        s: Any = self
+        await local("release_stock", SettleRequest(owner=s._owner, keys=extra_keys))
+        await self._resume(stopped, n, "доплата не поступила: соберите прежний состав")
+        s._event("order_edit_dropped", "Доплата не поступила: состав заказа не изменился")
+        await s._save()
+        await s._notify("order_changed", key_suffix=f"e{n}-nopay", change="доплата не поступила, состав прежний",
+                        total=format_money(s._totals.total))
+
+    async def _edit_settled(self) -> None:
+        """Before the order ends: a dearer edit waiting for its payment finishes first (it closes its link)."""
+        task = self._edits.pending_task
+        if task is not None and not task.done():
+            await task
 
     # ------------------------------------------------------------------ steps
     def _catalog(self) -> list[CatalogLine]:

@@ -243,11 +243,12 @@ class OrderEditIn(Strict):
 
 
 @router.post("/{order_id}/lines", responses={
-    409: {"description": "assembly has started, the order is final, out of stock, or dearer than the card hold"},
+    409: {"description": "assembly has started, the order is final, another edit is in progress, or out of stock"},
     422: {"description": "invalid edit; the message names the field"}})
 async def edit_lines(order_id: str, body: OrderEditIn, temporal: TemporalDep, catalog: CatalogDep) -> dict[str, Any]:
     """An operator changes lines before assembly starts (a validated Update): quantities, removals,
-    additions. The order is re-priced and re-held; an unpaid order gets a new payment link."""
+    additions. The order is re-priced and re-held; an unpaid order gets a new payment link; a paid
+    order made dearer gets a link for the difference (``pending_payment``) and changes once it is paid."""
     known = await catalog.skus([l.sku for l in body.lines])
     edit = OrderEdit(by=body.by, reason=body.reason, lines=[
         LineEdit(sku=l.sku, qty=l.qty, name=known[l.sku].name if l.sku in known else None,
@@ -264,7 +265,7 @@ async def edit_lines(order_id: str, body: OrderEditIn, temporal: TemporalDep, ca
     log.info("order.edited", order_id=order_id, edit=out.n, by=body.by, total=out.totals.total)
     return {"order_id": order_id, "edit": out.n, "changes": out.changes, "message": out.message,
             "lines": [dataclasses.asdict(l) for l in out.lines], "totals": dataclasses.asdict(out.totals),
-            "payment_url": out.payment_url}
+            "payment_url": out.payment_url, "pending_payment": out.pending_payment}
 
 
 def _edit_refused(err: WorkflowUpdateFailedError, order_id: str) -> ApiError:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from helpers import fresh_sku, ledger_row, md_order_of, order_body, pay, task_for
-from test_people_flow import deliver
+from test_people_flow import bank_order, deliver
 
 pytestmark = pytest.mark.e2e
 
@@ -22,6 +22,17 @@ async def new_task(stack: Any, location_id: str, order_id: str, suffix: str) -> 
                 return t
         await asyncio.sleep(0.1)
     raise AssertionError(f"no POS task ending {suffix} for {order_id}")
+
+
+async def paid_at_the_store(stack: Any, qty: int) -> tuple[str, str, int, dict[str, Any]]:
+    """A paid order of ``qty`` units of a fresh SKU (2 units at MSK-003) given to the store:
+    (sku, order id, total held, the POS task)."""
+    a = await fresh_sku(stack, {"MSK-003": 2})
+    r = await stack.api.post("/v1/orders", json=order_body(a, qty))
+    assert r.status_code == 201, r.text
+    order_id, held = r.json()["order_id"], r.json()["totals"]["total"]
+    await pay(stack, order_id)
+    return a, order_id, held, await task_for(stack, "MSK-003", order_id)
 
 
 async def test_unpaid_order_edited_gets_a_new_link_and_the_bank_captures_the_new_total(stack: Any) -> None:
@@ -84,14 +95,9 @@ async def test_unpaid_order_edited_gets_a_new_link_and_the_bank_captures_the_new
 
 
 async def test_paid_order_edited_before_assembly_restarts_the_store_task_and_captures_less(stack: Any) -> None:
-    a = await fresh_sku(stack, {"MSK-003": 2})
-    r = await stack.api.post("/v1/orders", json=order_body(a, 2))
-    assert r.status_code == 201, r.text
-    order_id, held = r.json()["order_id"], r.json()["totals"]["total"]
-    await pay(stack, order_id)
-    first = await task_for(stack, "MSK-003", order_id)
+    a, order_id, held, first = await paid_at_the_store(stack, 2)
     r = await stack.api.post(f"/v1/orders/{order_id}/lines", json={"lines": [{"sku": a, "qty": 3}], "by": "op"})
-    assert r.status_code == 409, r.text  # dearer than the card holds (and out of stock): refused, nothing stops
+    assert r.status_code == 409 and r.json()["error"] == "out_of_stock", r.text  # refused before the store stops
     r = await stack.api.post(f"/v1/orders/{order_id}/lines", json={"lines": [{"sku": a, "qty": 1}], "by": "op-petrov"})
     assert r.status_code == 200, r.text
     total = r.json()["totals"]["total"]
@@ -105,3 +111,26 @@ async def test_paid_order_edited_before_assembly_restarts_the_store_task_and_cap
     bank = (await stack.sandbox.get(f"/sandbox/acquiring/orders/{await md_order_of(stack, order_id)}")).json()
     assert bank["approved"] == held and bank["deposited"] == total == done["payment"]["captured"]
     assert await ledger_row(stack, a, "MSK-003") == (1, 0)
+
+
+async def test_paid_order_made_dearer_changes_once_the_difference_is_paid(stack: Any) -> None:
+    a, order_id, held, first = await paid_at_the_store(stack, 1)
+    r = await stack.api.post(f"/v1/orders/{order_id}/lines", json={"lines": [{"sku": a, "qty": 2}], "by": "op-petrov"})
+    assert r.status_code == 200, r.text
+    diff = r.json()["pending_payment"]
+    assert diff > 0 and r.json()["payment_url"]
+    r2 = await stack.api.post(f"/v1/orders/{order_id}/lines", json={"lines": [{"sku": a, "qty": 1}], "by": "op"})
+    assert r2.status_code == 409 and "another edit" in r2.json()["message"]
+    assert await ledger_row(stack, a, "MSK-003") == (2, 2)  # the second unit held while the customer pays
+    extra = await bank_order(stack, f"order-{order_id}~2")
+    assert extra["amount"] == diff
+    r = await stack.sandbox.post(f"/sandbox/acquiring/orders/{extra['md_order']}/pay", json={"outcome": "approve"})
+    assert r.status_code == 200, r.text
+    second = await new_task(stack, "MSK-003", order_id, ":assemble:2")
+    assert {(l["sku"], l["qty"]) for l in second["lines"]} == {(a, 2)}
+    assert [t for t in await stack.pos_tasks("MSK-003") if t["task_id"] == first["task_id"]][0]["status"] == "cancelled"
+    assert await ledger_row(stack, a, "MSK-003") == (2, 2)
+    done = await deliver(stack, order_id, "MSK-003", second["task_id"])
+    main = (await stack.sandbox.get(f"/sandbox/acquiring/orders/{await md_order_of(stack, order_id)}")).json()
+    assert main["deposited"] == held and (await bank_order(stack, f"order-{order_id}~2"))["deposited"] == diff
+    assert done["totals"]["total"] == held + diff and await ledger_row(stack, a, "MSK-003") == (0, 0)

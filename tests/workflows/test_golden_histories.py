@@ -383,6 +383,15 @@ async def _edited_unpaid(r: Run) -> None:
     assert await r.deliver() == OrderStatus.completed
 
 
+async def _edited_dearer(r: Run) -> None:
+    await r.pay_and_wait_assembly()
+    await edit(r, LineEdit(sku="SKU-5", qty=1, name="Шарф", unit_price=30_000))
+    await r.handle.signal(OrderWorkflow.payment_event, PaymentEvent(md_order="md-2", operation="approved",
+                                                                    success=True))
+    await r.until(lambda: len(r.world.pos_tasks) == 2, "the new POS task")
+    assert await r.deliver() == OrderStatus.completed
+
+
 async def _edited_paid(r: Run) -> None:
     await r.pay_and_wait_assembly()
     await edit(r, LineEdit(sku="SKU-3", qty=0))
@@ -423,6 +432,9 @@ scenario_people_edit_unpaid = _people_scenario(
 scenario_people_edit_paid = _people_scenario(
     "GOLD-EDITPAID", {("SKU-1", "MSK-001"): 2, ("SKU-3", "MSK-001"): 1},
     [("SKU-1", 2, 150_000), ("SKU-3", 1, 50_000)], _edited_paid, OrderStatus.completed)
+scenario_people_edit_dearer = _people_scenario(
+    "GOLD-EDITDEARER", {("SKU-1", "MSK-001"): 1, ("SKU-3", "MSK-001"): 1, ("SKU-5", "MSK-001"): 1},
+    [("SKU-1", 1, 150_000), ("SKU-3", 1, 50_000)], _edited_dearer, OrderStatus.completed)
 scenario_people_removal_drops_shipment = _people_scenario(
     "GOLD-DROPSHIP", {("SKU-1", "MSK-001"): 1, ("SKU-3", "WH-ONLINE"): 1},
     [("SKU-1", 1, 150_000), ("SKU-3", 1, 50_000)], _removal_drops_a_shipment, OrderStatus.completed, shipments=2)
@@ -517,6 +529,7 @@ SCENARIOS = {
     "people_cancel_while_assembling": scenario_people_cancel_while_assembling,
     "people_edit_unpaid": scenario_people_edit_unpaid,
     "people_edit_paid": scenario_people_edit_paid,
+    "people_edit_dearer": scenario_people_edit_dearer,
     "people_removal_drops_shipment": scenario_people_removal_drops_shipment,
     "pickup_click_and_collect": scenario_pickup_click_and_collect,
     "reservation_expired": scenario_reservation_expired,

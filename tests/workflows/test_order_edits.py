@@ -6,13 +6,16 @@ nothing (stock, loyalty, payment, store)."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError
 
 from models.edits import EditOutcome, LineEdit, OrderEdit
 from models.order import CancelRequest, OrderStatus, PaymentEvent, StoreEvent
+from conftest import skip_time
 from people_fakes import PeopleWorld
 from test_people_workflow import Run, people_env, run_order  # noqa: F401  (the fixture is shared)
 from workflows.fulfillment import FulfillmentWorkflow
@@ -129,11 +132,11 @@ async def test_refused_edits_change_nothing(people_env: Any) -> None:
         # nothing moved: the hold, the link, loyalty
         assert held(world) == [("SKU-1", "MSK-001", 1), ("SKU-3", "MSK-001", 1)]
         assert world.declined == [] and world.calls["register_payment"] == 1 and world.calls["begin_loyalty"] == 1
-        # paid: an edit costing more than the card holds is refused, the store is not disturbed
+        # paid: an edit the store cannot supply is refused before the store is disturbed
         await r.handle.signal(OrderWorkflow.payment_event, PaymentEvent(md_order="md-1", operation="approved",
                                                                         success=True))
         await r.until(lambda: world.pos_tasks, "the POS assembly task")
-        assert "more than the" in await refused(r, LineEdit(sku="SKU-1", qty=2))
+        assert "lines[0].sku: SKU-1: 2 more not in stock" in await refused(r, LineEdit(sku="SKU-1", qty=3))
         assert world.calls["cancel_pos_task"] == 0 and len(world.pos_tasks) == 1
         assert held(world) == [("SKU-1", "MSK-001", 1), ("SKU-3", "MSK-001", 1)]
         # once the store has assembled, the lines no longer change
@@ -141,7 +144,8 @@ async def test_refused_edits_change_nothing(people_env: Any) -> None:
         await r.until(lambda: world.bookings, "the courier booking")
         assert "the lines can no longer change" in await refused(r, LineEdit(sku="SKU-3", qty=0))
         await r.handle.execute_update(OrderWorkflow.cancel, CancelRequest(reason="тест", by="operator"))
-        assert "cancelled" in await refused(r, LineEdit(sku="SKU-3", qty=0))
+        with pytest.raises((WorkflowUpdateFailedError, RPCError)):  # refused, or the order has already ended
+            await edit(r, LineEdit(sku="SKU-3", qty=0))
         assert world.units_held() == 0 and world.reversed == 1
 
     await run_order(people_env, world, [("SKU-1", 1, 150_000), ("SKU-3", 1, 50_000)], test)
@@ -209,3 +213,69 @@ async def test_two_edits_at_once_one_applies_the_other_is_refused(people_env: An
         assert world.registered[f"order-{r.order_id}~e1"] == applied[0].totals.total
 
     await run_order(people_env, world, [("SKU-1", 1, 150_000), ("SKU-3", 1, 50_000)], test)
+
+
+async def dearer(r: Run) -> EditOutcome:
+    """A paid order of SKU-1 + SKU-3 gets a scarf: 30 000 more than the card holds."""
+    await r.pay_and_wait_assembly()
+    out = await edit(r, SCARF)
+    assert out.pending_payment == 30_000 and out.payment_url and "md-2" in out.payment_url
+    assert r.world.registered[f"order-{r.order_id}~2"] == 30_000 and "edit_extra_payment" in r.world.notices
+    # nothing released before the customer pays: the scarf is held besides the old lines; the store waits
+    assert held(r.world) == [("SKU-1", "MSK-001", 1), ("SKU-3", "MSK-001", 1), ("SKU-5", "MSK-001", 1)]
+    assert r.world.calls["cancel_pos_task"] == 1 and len(r.world.pos_tasks) == 1
+    assert "another edit" in await refused(r, LineEdit(sku="SKU-3", qty=0))
+    return out
+
+
+DEARER_STOCK = {("SKU-1", "MSK-001"): 1, ("SKU-3", "MSK-001"): 1, ("SKU-5", "MSK-001"): 1}
+DEARER_ORDER = [("SKU-1", 1, 150_000), ("SKU-3", 1, 50_000)]
+
+
+async def test_paid_order_made_dearer_applies_once_the_difference_is_paid(people_env: Any) -> None:
+    world = PeopleWorld(stock=dict(DEARER_STOCK))
+
+    async def test(r: Run) -> None:
+        await dearer(r)
+        held_total = r.total
+        await r.handle.signal(OrderWorkflow.payment_event, PaymentEvent(md_order="md-2", operation="approved",
+                                                                        success=True))
+        await r.until(lambda: len(world.pos_tasks) == 2, "the new POS task")
+        assert {(l.sku, l.qty) for l in world.pos_tasks[1].lines} == {("SKU-1", 1), ("SKU-3", 1), ("SKU-5", 1)}
+        assert held(world) == [("SKU-1", "MSK-001", 1), ("SKU-3", "MSK-001", 1), ("SKU-5", "MSK-001", 1)]
+        assert world.units_held() == 3  # the scarf's interim hold became its line's hold, not a second one
+        snap = await r.handle.query(OrderWorkflow.snapshot)
+        assert snap.totals.total == held_total + 30_000
+        assert await r.deliver() == OrderStatus.completed
+        assert world.captured == [held_total, 30_000]  # the card hold, then the difference
+
+    await run_order(people_env, world, DEARER_ORDER, test)
+
+
+async def test_paid_order_made_dearer_stays_as_it_was_when_the_difference_is_not_paid(people_env: Any) -> None:
+    world = PeopleWorld(stock=dict(DEARER_STOCK))
+
+    async def test(r: Run) -> None:
+        await dearer(r)
+        await skip_time(r.env, timedelta(minutes=21))  # the payment window passes
+        await r.until(lambda: len(world.pos_tasks) == 2, "the store's task again")
+        assert {(l.sku, l.qty) for l in world.pos_tasks[1].lines} == {("SKU-1", 1), ("SKU-3", 1)}
+        assert held(world) == [("SKU-1", "MSK-001", 1), ("SKU-3", "MSK-001", 1)]
+        assert world.stock[("SKU-5", "MSK-001")] == 1 and "md-2" in world.declined
+        assert await r.deliver() == OrderStatus.completed
+        assert world.captured == [r.total]
+
+    await run_order(people_env, world, DEARER_ORDER, test)
+
+
+async def test_cancel_while_a_dearer_edit_waits_for_its_payment_leaves_nothing(people_env: Any) -> None:
+    world = PeopleWorld(stock=dict(DEARER_STOCK))
+
+    async def test(r: Run) -> None:
+        await dearer(r)
+        status = await r.handle.execute_update(OrderWorkflow.cancel, CancelRequest(reason="передумала"))
+        assert status == OrderStatus.cancelled
+        assert world.units_held() == 0 and world.reversed == 1 and "md-2" in world.declined
+        assert world.loyalty == "rolled_back" and world.captured == []
+
+    await run_order(people_env, world, DEARER_ORDER, test)
