@@ -118,7 +118,7 @@ async def wiring(settings: Settings, engine: AsyncEngine | None = None) -> Async
             notify.notify_customer,
             pos.create_pos_task, pos.cancel_pos_task, pos.notify_store,
             couriers.book_shipment, couriers.cancel_shipment, couriers.track_shipment,
-            erp.export_order, erp.post_sale, erp.post_return, erp.import_locations, erp.import_products,
+            erp.export_order, erp.update_erp_order, erp.post_sale, erp.post_return, erp.import_locations, erp.import_products,
             erp.import_prices, erp.import_stock_full, erp.import_stock_delta,
             tasks.open_task, tasks.reassign_task, tasks.close_task,
             returns.post_return_code,

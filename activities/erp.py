@@ -29,14 +29,16 @@ class ErpActivities:
 
     @activity.defn
     async def export_order(self, req: ErpOrderExport) -> None:
-        doc = ErpOrderDoc(
-            number=req.number, date=req.created_at, currency=req.currency, amount=req.amount,
-            customer_name=req.customer_name, customer_phone=req.customer_phone, channel=req.channel,
-            items=tuple(ErpOrderItem(sku=l.sku, quantity=l.qty, price=l.unit_price, amount=l.amount) for l in req.lines),
-        )
         with refusals_as(ErrorType.ERP_REFUSED):
-            await self.erp.export_order(doc)
+            await self.erp.export_order(_order_doc(req))
         logger().info("erp.order_exported", number=req.number)
+
+    @activity.defn
+    async def update_erp_order(self, req: ErpOrderExport) -> None:
+        """The exported order changed (lines, amount): the ERP's customer order follows."""
+        with refusals_as(ErrorType.ERP_REFUSED):
+            await self.erp.update_order(_order_doc(req))
+        logger().info("erp.order_updated", number=req.number, amount=req.amount)
 
     @activity.defn
     async def post_sale(self, req: ErpMovement) -> None:
@@ -150,3 +152,11 @@ class ErpActivities:
 def _resume_from() -> int:
     details = activity.info().heartbeat_details
     return int(details[0]) if details else 0
+
+
+def _order_doc(req: ErpOrderExport) -> ErpOrderDoc:
+    return ErpOrderDoc(
+        number=req.number, date=req.created_at, currency=req.currency, amount=req.amount,
+        customer_name=req.customer_name, customer_phone=req.customer_phone, channel=req.channel,
+        items=tuple(ErpOrderItem(sku=l.sku, quantity=l.qty, price=l.unit_price, amount=l.amount) for l in req.lines),
+    )

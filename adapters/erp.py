@@ -167,6 +167,20 @@ class ErpClient:
             },
         )
 
+    async def update_order(self, doc: ErpOrderDoc) -> None:
+        """The order's lines or amount changed after export (an operator's edit, a substitution):
+        find ``Document_CustomerOrder`` by number and ``PATCH`` it by its ``Ref_Key`` (items
+        replaced whole, so a repeat changes nothing); not exported yet → export it now."""
+        found = await self._get("find_order", "Document_CustomerOrder", **{"$filter": f"Number eq '{doc.number}'"})
+        if not found["value"]:
+            await self.export_order(doc)
+            return
+        ref = found["value"][0]["Ref_Key"]
+        await self._call("update_order", "PATCH", f"Document_CustomerOrder(guid'{ref}')", params={"$format": "json"},
+                         json={"Amount": to_decimal(doc.amount), "Comment": doc.comment, "Items": [
+                             {"Sku": i.sku, "Quantity": i.quantity, "Price": to_decimal(i.price),
+                              "Amount": to_decimal(i.amount)} for i in doc.items]})
+
     async def post_sale(self, *, number: str, location_id: str, items: list[tuple[str, int]]) -> None:
         """Goods left ``location_id`` (``Document_Sale``): the ERP decrements its stock.
         Idempotent by ``number``."""

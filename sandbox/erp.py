@@ -18,7 +18,10 @@ Entities:
 * ``AccumulationRegister_StockMovements?$filter=Version gt N`` — every stock change after
   version N as the *new absolute* quantity, so re-applying is harmless;
 * ``Document_CustomerOrder``, ``Document_Sale``, ``Document_Return`` — POSTed by Orkestr,
-  idempotent by ``Number`` (a repeat answers 200 with the first document, changes nothing).
+  idempotent by ``Number`` (a repeat answers 200 with the first document, changes nothing);
+  listed with ``$filter=Number eq '…'``; a customer order changes with
+  ``PATCH Document_CustomerOrder(guid'<Ref_Key>')`` (1C's standard OData interface updates an
+  object by its ``Ref_Key``; a given tabular part is replaced whole).
   A Sale decrements stock (never below 0), a Return increments it; each is a movement.
 
 1C Retail keeps no reservations (the reference says so): reservations live in Orkestr.
@@ -56,6 +59,7 @@ ODATA = "/erp/odata/standard.odata"
 DOC_TYPES = ("CustomerOrder", "Sale", "Return")
 _NS = uuid.UUID("5f0c1c1e-0000-4000-8000-00000000e1c1")
 _FILTER_VERSION = re.compile(r"^\s*Version\s+gt\s+(\d+)\s*$", re.IGNORECASE)
+_FILTER_NUMBER = re.compile(r"^\s*Number\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
 
 
 def ref_key(kind: str, code: str) -> str:
@@ -287,6 +291,33 @@ class ErpSim:
         log.info("erp.document_posted", type=doc_type, number=number)
         return 201, doc
 
+    def patch_order(self, ref: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """``PATCH Document_CustomerOrder(guid'<Ref_Key>')``: the given properties change, a given
+        tabular part (``Items``) is replaced whole; the same PATCH twice leaves the same document."""
+        doc = next((d for d in self.documents["CustomerOrder"].values() if d["Ref_Key"] == ref), None)
+        if doc is None:
+            return None
+        if "Items" in body:
+            items = body["Items"]
+            if not isinstance(items, list) or not items:
+                raise ValueError("Не заполнена табличная часть Items")
+            lines = []
+            for it in items:
+                if not isinstance(it, dict) or it.get("Sku") not in self.data.sku_index:
+                    raise ValueError(f"Номенклатура не найдена: {it.get('Sku') if isinstance(it, dict) else it!r}")
+                q = it.get("Quantity")
+                if not isinstance(q, int) or isinstance(q, bool) or q <= 0:
+                    raise ValueError(f"Неверное количество {q!r} для {it['Sku']}")
+                lines.append({"Sku": it["Sku"], "Quantity": q, "Price": to_decimal(from_decimal(it.get("Price", 0))),
+                              "Amount": to_decimal(from_decimal(it.get("Amount", 0)))})
+            doc["Items"] = lines
+        if "Amount" in body:
+            doc["Amount"] = to_decimal(from_decimal(body["Amount"]))
+        if "Comment" in body:
+            doc["Comment"] = str(body["Comment"])
+        log.info("erp.document_changed", type="CustomerOrder", number=doc["Number"])
+        return doc
+
 
 class StockSet(BaseModel):
     sku: str
@@ -406,14 +437,39 @@ def router(sim: ErpSim) -> APIRouter:
                 return odata_error(400, str(exc))
             return JSONResponse(doc, status_code=status)
 
-        @r.get(f"{ODATA}/Document_{doc_type}", dependencies=[Depends(auth)], name=f"list_{doc_type}")
-        async def list_docs(top: int | None = Top, skip: int = Skip, count: str | None = Count, fmt: str = Fmt) -> dict[str, Any]:
+        @r.get(f"{ODATA}/Document_{doc_type}", dependencies=[Depends(auth)], name=f"list_{doc_type}",
+               response_model=None)
+        async def list_docs(top: int | None = Top, skip: int = Skip, count: str | None = Count, fmt: str = Fmt,
+                            filter_: str | None = Query(None, alias="$filter")) -> dict[str, Any] | JSONResponse:
             await sim.faults.check(f"list_{doc_type.lower()}")
             check_format(fmt)
-            return page(f"Document_{doc_type}", list(sim.documents[doc_type].values()), top, skip, count, lambda d: d)
+            docs = list(sim.documents[doc_type].values())
+            if filter_:
+                m = _FILTER_NUMBER.match(filter_)
+                if not m:
+                    return odata_error(400, f"Неподдерживаемый $filter: {filter_}")
+                docs = [d for d in docs if d["Number"] == m.group(1)]
+            return page(f"Document_{doc_type}", docs, top, skip, count, lambda d: d)
 
     for t in DOC_TYPES:
         doc_endpoint(t)
+
+    @r.patch(f"{ODATA}/Document_CustomerOrder(guid'{{ref}}')", dependencies=[Depends(auth)], name="patch_CustomerOrder")
+    async def patch_order(ref: str, request: Request) -> JSONResponse:
+        await sim.faults.check("patch_customerorder")
+        try:
+            body = await request.json()
+        except ValueError:
+            return odata_error(400, "Тело запроса не является JSON")
+        if not isinstance(body, dict):
+            return odata_error(400, "Ожидался объект JSON")
+        try:
+            doc = sim.patch_order(ref, body)
+        except ValueError as exc:
+            return odata_error(400, str(exc))
+        if doc is None:
+            return odata_error(404, f"Объект не найден: Document_CustomerOrder(guid'{ref}')")
+        return JSONResponse(doc)
 
     # --- drive --------------------------------------------------------------------------------------
 

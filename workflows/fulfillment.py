@@ -122,7 +122,9 @@ class FulfillmentWorkflow(AssemblyEscalation):
         if not await self._assemble():
             return await self._cancelled()
         await self._book()
-        if self._cancel is not None:
+        # cancelled while the booking was on its way: a booked parcel is cancelled with the courier
+        # (and the store told) by _follow_carrier; runs from before that fix just stop here
+        if self._cancel is not None and (self._booking is None or not workflow.patched("cancel-after-booking")):
             return await self._cancelled()
         delivered_at = await self._follow_carrier()
         if self._state == ShipmentState.cancelled:

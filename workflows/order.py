@@ -325,14 +325,30 @@ class OrderWorkflow(OrderEdits, OrderChanges, PickupStage):
     async def _export_to_erp(self) -> None:
         inp = self._require_input()
         try:
-            await self._recovery.run("erp_export", lambda: call("export_order", ErpOrderExport(
-                number=inp.order_id, created_at=self._created_at or workflow.now(), currency=inp.currency,
-                amount=self._totals.total, customer_name=inp.customer.name, customer_phone=inp.customer.phone,
-                channel=inp.channel.value, lines=self._lines)),
-                on_park=self._parked, on_resume=self._resumed, abandon=lambda: self._cancel is not None)
+            await self._recovery.run("erp_export", lambda: call("export_order", self._erp_order()),
+                                     on_park=self._parked, on_resume=self._resumed,
+                                     abandon=lambda: self._cancel is not None)
         except StepAbandoned:
             return  # cancelled while on hold: _fulfil cancels the order
         self._event("erp_exported", "Заказ выгружен в ERP")
+        self.__dict__["_erp_exported"] = True
+
+    def _erp_order(self) -> ErpOrderExport:
+        inp = self._require_input()
+        return ErpOrderExport(
+            number=inp.order_id, created_at=self._created_at or workflow.now(), currency=inp.currency,
+            amount=self._totals.total, customer_name=inp.customer.name, customer_phone=inp.customer.phone,
+            channel=inp.channel.value, lines=self._lines)
+
+    async def _update_erp(self) -> None:
+        """The exported order changed (an edit, a substitution): the ERP's customer order follows.
+        Not worth holding the order for: a refusal or a long outage lands in the timeline."""
+        try:
+            await call("update_erp_order", self._erp_order(), schedule_to_close=timedelta(minutes=10))
+        except STEP_FAILED as err:
+            self._event("erp_update_failed", f"ERP не принял изменение заказа: {_message(err)}")
+            return
+        self._event("erp_updated", f"Изменение заказа передано в ERP: сумма {format_money(self._totals.total)}")
 
     async def _fulfil(self) -> bool:
         inp = self._require_input()
@@ -638,6 +654,8 @@ class OrderWorkflow(OrderEdits, OrderChanges, PickupStage):
         if not self._dirty:
             return
         self._dirty = False
+        if self.__dict__.pop("_erp_dirty", False):
+            await self._update_erp()
         await self._save()
         while self._outbox:
             event, params = self._outbox.pop(0)

@@ -217,6 +217,8 @@ class OrderChanges:
                   else f"{line.name} × {rep.missing_qty} удалён из заказа")
         s._event("order_changed", f"Состав изменён: {change}. Сумма {format_money(before)} → "
                                   f"{format_money(s._totals.total)}", total=s._totals.total)
+        if workflow.patched("erp-order-follows-changes"):
+            self._erp_follows()
         shipment_lines = self._shipment_lines(rep, line, substitute)
         revision = ShipmentRevision(n=n, lines=shipment_lines, reservation_keys=new_keys,
                                     note=(f"положите {substitute.sku} × {substitute.qty} вместо {line.sku} × "
@@ -252,11 +254,18 @@ class OrderChanges:
         change = f"{line.name} × {rep.missing_qty} удалён, отгрузка {rep.shipment_id} отменена"
         s._event("order_changed", f"Состав изменён: {change}. Сумма {format_money(before)} → "
                                   f"{format_money(s._totals.total)}", total=s._totals.total)
+        self._erp_follows()
         await signal_workflow(rep.shipment_id, "cancel", CancelRequest(
             reason="в отгрузке не осталось товаров", by="operator"))
         await s._notify("substitution", key_suffix=f"drop-{rep.shipment_id}", change=change)
         return TaskOutcome(task_id=d.task_id, action=d.action, message=f"{change}; сумма заказа "
                            f"{format_money(s._totals.total)}", total=s._totals.total, data={"change": change})
+
+    def _erp_follows(self) -> None:
+        """Lines or total changed after the ERP got the order: update it there (from ``_flush``)."""
+        if self.__dict__.get("_erp_exported"):
+            self.__dict__["_erp_dirty"] = True
+            self.__dict__["_dirty"] = True
 
     def _shipment_lines(self, rep: ShortageReport, line: OrderLine, substitute: CatalogLine | None) -> list[OrderLine]:
         """The shipment's lines after the change, priced from the re-priced order lines."""
@@ -340,6 +349,8 @@ class OrderChanges:
                                                                        if line_pos(k) in sub_pos]))
         catalog = [c for c in (ch.catalog or []) if c.pos_id not in sub_pos]
         await self._reprice(catalog)
+        if workflow.patched("erp-order-follows-changes"):
+            self._erp_follows()
         lines = self._shipment_lines(rep, line, None)
         await s._notify("substitution", key_suffix=f"{revision.n}-nopay",
                         change=f"{line.name} × {rep.missing_qty} удалён из заказа")

@@ -252,8 +252,9 @@ class OrderEdits:
 
     async def _announce(self, edit: OrderEdit, n: int, old_catalog: list[CatalogLine], catalog: list[CatalogLine],
                         stopped: list[str], before: int, url: str | None) -> EditOutcome:
-        """The edit is in: stopped shipments get their new lines; timeline, projection, customer."""
+        """The edit is in: stopped shipments get their new lines; timeline, projection, customer, ERP."""
         s: Any = self
+        s._erp_follows()
         for sid in stopped:
             await signal_workflow(sid, "revise", self._revision(sid, n, "заказ изменён оператором: соберите по "
                                                                        "новому заданию"))

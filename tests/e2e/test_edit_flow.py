@@ -107,6 +107,13 @@ async def test_paid_order_edited_before_assembly_restarts_the_store_task_and_cap
     old = [t for t in await stack.pos_tasks("MSK-003") if t["task_id"] == first["task_id"]][0]
     assert old["status"] == "cancelled"
     assert await ledger_row(stack, a, "MSK-003") == (2, 1)
+    for _ in range(100):  # the ERP's customer order (exported at payment) follows the edit
+        docs = (await stack.sandbox.get("/sandbox/erp/documents", params={"type": "CustomerOrder"})).json()["documents"]
+        doc = next(d for d in docs if d["Number"] == order_id)
+        if doc["Items"][0]["Quantity"] == 1:
+            break
+        await asyncio.sleep(0.1)
+    assert [(i["Sku"], i["Quantity"]) for i in doc["Items"]] == [(a, 1)] and round(doc["Amount"] * 100) == total
     done = await deliver(stack, order_id, "MSK-003", second["task_id"])
     bank = (await stack.sandbox.get(f"/sandbox/acquiring/orders/{await md_order_of(stack, order_id)}")).json()
     assert bank["approved"] == held and bank["deposited"] == total == done["payment"]["captured"]

@@ -219,3 +219,24 @@ async def test_adapter_results_cross_into_workflows(make_sandbox: Callable[..., 
     for value in results:
         (back,) = await dc.decode(await dc.encode([value]), [type(value)])
         assert back == value
+
+
+async def test_an_exported_order_changes_in_place(make_sandbox: Callable[..., Any]) -> None:
+    sku, other = [k[0] for k, q in DEMO.stock.items() if k[1] == WAREHOUSE_ID and q >= 3][:2]
+    order = ErpOrderDoc(number="WEB-000777", date=datetime(2025, 3, 1, 12, 30, tzinfo=timezone.utc), currency="RUB",
+                        amount=598_000, customer_name="Анна Петрова", customer_phone="+79991234567", channel="web",
+                        items=(ErpOrderItem(sku, 2, 299_000, 598_000),))
+    edited = ErpOrderDoc(**{**order.__dict__, "amount": 399_000,
+                            "items": (ErpOrderItem(sku, 1, 299_000, 299_000), ErpOrderItem(other, 1, 100_000, 100_000))})
+    async with erp_sandbox(make_sandbox) as (_, erp, drive):
+        await erp.update_order(order)  # not exported yet: exported now
+        await erp.update_order(edited)
+        await erp.update_order(edited)  # a retried activity changes nothing more
+        orders = (await drive.get("/sandbox/erp/documents", params={"type": "CustomerOrder"})).json()["documents"]
+        assert len(orders) == 1 and orders[0]["Amount"] == 3990
+        assert [(i["Sku"], i["Quantity"]) for i in orders[0]["Items"]] == [(sku, 1), (other, 1)]
+        with pytest.raises(ExternalRefusal) as refused:
+            await erp.update_order(ErpOrderDoc(**{**edited.__dict__, "items": (ErpOrderItem("NO-SUCH", 1, 1, 1),)}))
+        assert refused.value.code == "400"
+        orders = (await drive.get("/sandbox/erp/documents", params={"type": "CustomerOrder"})).json()["documents"]
+        assert [(i["Sku"], i["Quantity"]) for i in orders[0]["Items"]] == [(sku, 1), (other, 1)]

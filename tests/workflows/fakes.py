@@ -66,6 +66,7 @@ class World:
     cancelled_bookings: int = 0
     bonus_balance_spent: int = 0
     declined: list[str] = field(default_factory=list)  # payment registrations closed (decline.do)
+    erp_orders: list[ErpOrderExport] = field(default_factory=list)  # customer orders updated in the ERP
 
     def units_held(self) -> int:
         return sum(q for _, _, q in self.held.values())
@@ -208,6 +209,11 @@ class World:
         async def export_order(req: ErpOrderExport) -> None:
             w.calls["export_order"] += 1
 
+        @activity.defn(name="update_erp_order")
+        async def update_erp_order(req: ErpOrderExport) -> None:
+            w.calls["update_erp_order"] += 1
+            w.erp_orders.append(req)
+
         @activity.defn(name="post_sale")
         async def post_sale(req: ErpMovement) -> None:
             w.calls["post_sale"] += 1
@@ -243,5 +249,5 @@ class World:
 
         return [load_stock_view, reserve_stock, rehold_stock, release_stock, consume_stock, save_order, price_cart, begin_loyalty,
                 commit_loyalty, rollback_loyalty, activate_bonus, register_payment, payment_status, capture_payment,
-                reverse_payment, decline_payment, export_order, post_sale, notify_customer, create_pos_task, cancel_pos_task,
+                reverse_payment, decline_payment, export_order, update_erp_order, post_sale, notify_customer, create_pos_task, cancel_pos_task,
                 notify_store, book_shipment, cancel_shipment, track_shipment]

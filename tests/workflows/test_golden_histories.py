@@ -54,7 +54,7 @@ from people_fakes import PeopleWorld
 from return_fakes import ORDER_LINES, ReturnWorld
 from models.edits import LineEdit
 from test_order_edits import edit, placed
-from test_people_workflow import Run, _shortage_task
+from test_people_workflow import Run, SlowCourierWorld, _shortage_task
 from test_return_workflow import deliver_replacement, exchange_input, return_input, store_event, wait_status
 from tooling_fakes import erp_imports, refusing
 from worker import WORKFLOWS as RUNNING_WORKFLOWS
@@ -320,9 +320,10 @@ scenario_return_exchange_same_price = _return_scenario(
 
 def _people_scenario(order_id: str, stock: dict[tuple[str, str], int], lines: list[tuple[str, int, int]],
                      steps: Callable[[Run], Awaitable[None]], expected: OrderStatus,
-                     bonus: int = 0, shipments: int = 1) -> Callable[[Any, str], Awaitable[Any]]:
+                     bonus: int = 0, shipments: int = 1,
+                     world_type: type[PeopleWorld] = PeopleWorld) -> Callable[[Any, str], Awaitable[Any]]:
     async def scenario(env: Any, queue: str) -> Any:
-        world = PeopleWorld(stock=dict(stock))
+        world = world_type(stock=dict(stock))
         inp = order_input(order_id, lines, bonus=bonus)
 
         async def drive() -> list[str]:
@@ -417,6 +418,16 @@ async def _removal_drops_a_shipment(r: Run) -> None:
         await msk_child.signal(FulfillmentWorkflow.courier_event, CourierEvent(status=status))
 
 
+async def _cancel_while_booking(r: Run) -> None:
+    await r.pay_and_wait_assembly()
+    await r.store("assembled")
+    await r.until(lambda: r.world.bookings, "the booking under way")
+    cancel = asyncio.create_task(r.handle.execute_update(OrderWorkflow.cancel, CancelRequest(reason="передумала")))
+    await asyncio.sleep(0.5)
+    r.world.gate.set()
+    assert await cancel == OrderStatus.cancelled
+
+
 scenario_people_escalated_to_resourcing = _people_scenario(
     "GOLD-ESCALATED", {("SKU-1", "MSK-001"): 1, ("SKU-1", "WH-ONLINE"): 2}, [("SKU-1", 1, 150_000)],
     _escalated_to_resourcing, OrderStatus.completed)
@@ -435,6 +446,10 @@ scenario_people_edit_paid = _people_scenario(
 scenario_people_edit_dearer = _people_scenario(
     "GOLD-EDITDEARER", {("SKU-1", "MSK-001"): 1, ("SKU-3", "MSK-001"): 1, ("SKU-5", "MSK-001"): 1},
     [("SKU-1", 1, 150_000), ("SKU-3", 1, 50_000)], _edited_dearer, OrderStatus.completed)
+scenario_people_cancel_while_booking = _people_scenario(
+    "GOLD-CANCELBOOKING", {("SKU-1", "MSK-001"): 2, ("SKU-3", "MSK-001"): 1},
+    [("SKU-1", 2, 150_000), ("SKU-3", 1, 50_000)], _cancel_while_booking, OrderStatus.cancelled,
+    world_type=SlowCourierWorld)
 scenario_people_removal_drops_shipment = _people_scenario(
     "GOLD-DROPSHIP", {("SKU-1", "MSK-001"): 1, ("SKU-3", "WH-ONLINE"): 1},
     [("SKU-1", 1, 150_000), ("SKU-3", 1, 50_000)], _removal_drops_a_shipment, OrderStatus.completed, shipments=2)
@@ -531,6 +546,7 @@ SCENARIOS = {
     "people_edit_paid": scenario_people_edit_paid,
     "people_edit_dearer": scenario_people_edit_dearer,
     "people_removal_drops_shipment": scenario_people_removal_drops_shipment,
+    "people_cancel_while_booking": scenario_people_cancel_while_booking,
     "pickup_click_and_collect": scenario_pickup_click_and_collect,
     "reservation_expired": scenario_reservation_expired,
     "reservation_partial": scenario_reservation_partial,

@@ -55,6 +55,7 @@ async def test_unpaid_order_edited_is_repriced_reheld_and_gets_a_new_payment_lin
         out = await edit(r, LineEdit(sku="SKU-1", qty=2), LineEdit(sku="SKU-3", qty=0), SCARF)
         expected = 2 * 150_000 + 30_000 + DELIVERY
         assert out.totals.total == expected and out.payment_url and "md-e1" in out.payment_url
+        assert world.erp_orders == []  # not exported yet: the ERP gets the edited order after payment
         assert {(l.sku, l.qty) for l in out.lines} == {("SKU-1", 2), ("SKU-5", 1)}
         # the old link is closed at the bank, the new one asks for the new total
         assert world.declined == ["md-1"] and world.registered[f"order-{r.order_id}~e1"] == expected
@@ -99,6 +100,9 @@ async def test_paid_order_edited_before_assembly_gets_a_new_store_task_and_captu
         assert {(l.sku, l.qty) for l in again.lines} == {("SKU-1", 1), ("SKU-3", 1)}
         assert held(world) == [("SKU-1", "MSK-001", 1), ("SKU-3", "MSK-001", 1)]
         assert world.stock[("SKU-1", "MSK-001")] == 1 and world.declined == []
+        await r.until(lambda: world.erp_orders, "the ERP's customer order updated")  # it was exported at payment
+        assert world.erp_orders[-1].amount == expected
+        assert {(l.sku, l.qty) for l in world.erp_orders[-1].lines} == {("SKU-1", 1), ("SKU-3", 1)}
         # "assembled" pressed on the cancelled task arrives late: it does not count
         await r.child.signal(FulfillmentWorkflow.pos_event, StoreEvent(event="assembled", task_id=first.task_id))
         await asyncio.sleep(0.3)
@@ -246,6 +250,8 @@ async def test_paid_order_made_dearer_applies_once_the_difference_is_paid(people
         assert world.units_held() == 3  # the scarf's interim hold became its line's hold, not a second one
         snap = await r.handle.query(OrderWorkflow.snapshot)
         assert snap.totals.total == held_total + 30_000
+        await r.until(lambda: world.erp_orders, "the ERP's customer order updated")
+        assert world.erp_orders[-1].amount == held_total + 30_000
         assert await r.deliver() == OrderStatus.completed
         assert world.captured == [held_total, 30_000]  # the card hold, then the difference
 

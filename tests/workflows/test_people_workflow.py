@@ -6,18 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from conftest import skip_time
+from temporalio import activity
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from people_fakes import PeopleWorld
 from models.order import CancelRequest, CourierEvent, OrderStatus, PaymentEvent, StoreEvent
+from models.steps import BookedShipment, ShipmentBookingRequest
 from models.tasks import SubstituteOffer, TaskAction, TaskDecision, TaskOutcome
 from test_order_workflow import order_input
 from workflows.fulfillment import FulfillmentWorkflow
@@ -248,6 +251,7 @@ async def test_substitution_accepted_cheaper_captures_the_shipped_total(people_e
         await r.until(lambda: any("положите SKU-2" in m.text for m in r.world.store_messages), "the store told")
         assert await r.deliver() == OrderStatus.completed
         assert r.world.captured == [expected] and expected < r.total  # capture only what is shipped
+        assert r.world.erp_orders[-1].amount == expected  # the ERP's customer order followed the change
         assert "substitution" in r.world.notices
         booked = {l.sku: l.qty for l in r.world.bookings[-1].lines}
         assert booked == {"SKU-1": 1, "SKU-2": 1, "SKU-3": 1}
@@ -361,11 +365,51 @@ async def test_removal_that_empties_one_shipment_cancels_only_that_shipment(peop
         await r.until(lambda: r.world.bookings, "the courier booking")
         for status in ("handed_over", "delivered"):
             await msk_child.signal(FulfillmentWorkflow.courier_event, CourierEvent(status=status))
-        await r.until(lambda: r.world.loyalty == "committed", "the loyalty commit")
-        await r.until(lambda: r.world.captured, "the capture")
+        for _ in range(100):
+            if await r.handle.query(OrderWorkflow.status) == OrderStatus.completed:
+                break
+            await asyncio.sleep(0.05)
         assert r.world.captured == [out.total] and out.total < r.total
+        assert r.world.erp_orders[-1].amount == out.total and [l.sku for l in r.world.erp_orders[-1].lines] == ["SKU-1"]
         snap = await r.handle.query(OrderWorkflow.snapshot)
         assert snap.status == OrderStatus.completed and [l.sku for l in snap.lines] == ["SKU-1"]
         assert sorted(s.status.value for s in snap.shipments) == ["cancelled", "delivered"]
 
     await run_order(people_env, world, [("SKU-1", 1, 150_000), ("SKU-3", 1, 50_000)], test)
+
+
+@dataclass
+class SlowCourierWorld(PeopleWorld):
+    """The courier's booking answers only when the test opens the gate."""
+
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def activities(self) -> list[Any]:
+        w = self
+        base = [a for a in PeopleWorld.activities(self)
+                if getattr(a, "__temporal_activity_definition").name != "book_shipment"]
+
+        @activity.defn(name="book_shipment")
+        async def book_shipment(req: ShipmentBookingRequest) -> BookedShipment:
+            w.bookings.append(req)
+            await w.gate.wait()
+            return BookedShipment(carrier=req.carrier, external_id=f"uuid-{req.shipment_id}", tracking_number="1000")
+
+        return [*base, book_shipment]
+
+
+async def test_cancel_while_the_courier_is_booking_cancels_the_booking_too(people_env: Any) -> None:
+    world = SlowCourierWorld(stock={("SKU-1", "MSK-001"): 2, ("SKU-3", "MSK-001"): 1})
+
+    async def test(r: Run) -> None:
+        await r.pay_and_wait_assembly()
+        await r.store("assembled")
+        await r.until(lambda: world.bookings, "the booking under way")
+        cancel = asyncio.create_task(r.handle.execute_update(OrderWorkflow.cancel, CancelRequest(reason="передумала")))
+        await asyncio.sleep(0.5)  # the cancel reaches the shipment while its booking is in flight
+        world.gate.set()  # the courier confirms the booking after the customer cancelled
+        assert await cancel == OrderStatus.cancelled
+        assert world.cancelled_bookings == 1 and world.calls["cancel_pos_task"] == 1
+        assert world.units_held() == 0 and world.reversed == 1 and world.captured == []
+
+    await run_order(people_env, world, [("SKU-1", 2, 150_000), ("SKU-3", 1, 50_000)], test)
