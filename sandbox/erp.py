@@ -227,15 +227,7 @@ class ErpSim:
         if existing is not None:
             log.info("erp.document_repeat", type=doc_type, number=number)
             return 200, existing
-        items = body.get("Items")
-        if not isinstance(items, list) or not items:
-            raise ValueError("Не заполнена табличная часть Items")
-        for it in items:
-            if not isinstance(it, dict) or it.get("Sku") not in self.data.sku_index:
-                raise ValueError(f"Номенклатура не найдена: {it.get('Sku') if isinstance(it, dict) else it!r}")
-            q = it.get("Quantity")
-            if not isinstance(q, int) or isinstance(q, bool) or q <= 0:
-                raise ValueError(f"Неверное количество {q!r} для {it['Sku']}")
+        items = self._checked_items(body.get("Items"))
         doc: dict[str, Any] = {
             "Ref_Key": ref_key(doc_type, number),
             "Number": number,
@@ -247,16 +239,7 @@ class ErpSim:
             currency = body.get("Currency", "RUB")
             if currency not in ("RUB", "KZT"):
                 raise ValueError(f"Неизвестная валюта {currency!r}")
-            lines = []
-            for it in items:
-                lines.append(
-                    {
-                        "Sku": it["Sku"],
-                        "Quantity": it["Quantity"],
-                        "Price": to_decimal(from_decimal(it.get("Price", 0))),
-                        "Amount": to_decimal(from_decimal(it.get("Amount", 0))),
-                    }
-                )
+            lines = _order_lines(items)
             doc.update(
                 {
                     "Currency": currency,
@@ -291,6 +274,18 @@ class ErpSim:
         log.info("erp.document_posted", type=doc_type, number=number)
         return 201, doc
 
+    def _checked_items(self, items: Any) -> list[dict[str, Any]]:
+        """A document's ``Items``: known SKUs, positive integer quantities (1C's own messages)."""
+        if not isinstance(items, list) or not items:
+            raise ValueError("Не заполнена табличная часть Items")
+        for it in items:
+            if not isinstance(it, dict) or it.get("Sku") not in self.data.sku_index:
+                raise ValueError(f"Номенклатура не найдена: {it.get('Sku') if isinstance(it, dict) else it!r}")
+            q = it.get("Quantity")
+            if not isinstance(q, int) or isinstance(q, bool) or q <= 0:
+                raise ValueError(f"Неверное количество {q!r} для {it['Sku']}")
+        return items
+
     def patch_order(self, ref: str, body: dict[str, Any]) -> dict[str, Any] | None:
         """``PATCH Document_CustomerOrder(guid'<Ref_Key>')``: the given properties change, a given
         tabular part (``Items``) is replaced whole; the same PATCH twice leaves the same document."""
@@ -298,25 +293,28 @@ class ErpSim:
         if doc is None:
             return None
         if "Items" in body:
-            items = body["Items"]
-            if not isinstance(items, list) or not items:
-                raise ValueError("Не заполнена табличная часть Items")
-            lines = []
-            for it in items:
-                if not isinstance(it, dict) or it.get("Sku") not in self.data.sku_index:
-                    raise ValueError(f"Номенклатура не найдена: {it.get('Sku') if isinstance(it, dict) else it!r}")
-                q = it.get("Quantity")
-                if not isinstance(q, int) or isinstance(q, bool) or q <= 0:
-                    raise ValueError(f"Неверное количество {q!r} для {it['Sku']}")
-                lines.append({"Sku": it["Sku"], "Quantity": q, "Price": to_decimal(from_decimal(it.get("Price", 0))),
-                              "Amount": to_decimal(from_decimal(it.get("Amount", 0)))})
-            doc["Items"] = lines
+            doc["Items"] = _order_lines(self._checked_items(body["Items"]))
         if "Amount" in body:
             doc["Amount"] = to_decimal(from_decimal(body["Amount"]))
         if "Comment" in body:
             doc["Comment"] = str(body["Comment"])
         log.info("erp.document_changed", type="CustomerOrder", number=doc["Number"])
         return doc
+
+
+def _order_lines(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"Sku": it["Sku"], "Quantity": it["Quantity"], "Price": to_decimal(from_decimal(it.get("Price", 0))),
+             "Amount": to_decimal(from_decimal(it.get("Amount", 0)))} for it in items]
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ValueError("Тело запроса не является JSON") from None
+    if not isinstance(body, dict):
+        raise ValueError("Ожидался объект JSON")
+    return body
 
 
 class StockSet(BaseModel):
@@ -426,13 +424,7 @@ def router(sim: ErpSim) -> APIRouter:
         async def post_doc(request: Request) -> JSONResponse:
             await sim.faults.check(f"post_{doc_type.lower()}")
             try:
-                body = await request.json()
-            except ValueError:
-                return odata_error(400, "Тело запроса не является JSON")
-            if not isinstance(body, dict):
-                return odata_error(400, "Ожидался объект JSON")
-            try:
-                status, doc = sim.post_document(doc_type, body)
+                status, doc = sim.post_document(doc_type, await _json_object(request))
             except ValueError as exc:
                 return odata_error(400, str(exc))
             return JSONResponse(doc, status_code=status)
@@ -458,13 +450,7 @@ def router(sim: ErpSim) -> APIRouter:
     async def patch_order(ref: str, request: Request) -> JSONResponse:
         await sim.faults.check("patch_customerorder")
         try:
-            body = await request.json()
-        except ValueError:
-            return odata_error(400, "Тело запроса не является JSON")
-        if not isinstance(body, dict):
-            return odata_error(400, "Ожидался объект JSON")
-        try:
-            doc = sim.patch_order(ref, body)
+            doc = sim.patch_order(ref, await _json_object(request))
         except ValueError as exc:
             return odata_error(400, str(exc))
         if doc is None:
