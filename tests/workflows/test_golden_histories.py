@@ -558,14 +558,10 @@ SCENARIOS = {
 async def golden_env() -> Any:
     """A time-skipping server of the generator's own (only under `make histories`): nothing other test
     modules left waiting can stall the clock the return and operator scenarios skip (days, hours)."""
-    from temporalio.testing import WorkflowEnvironment
+    from conftest import time_skipping_server
 
-    from conftest import venv_binary
-
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=venv_binary("temporal-test-server"), data_converter=pydantic_data_converter)
-    yield env
-    await env.shutdown()
+    async with time_skipping_server() as env:
+        yield env
 
 
 @pytest.mark.skipif(not REFRESH, reason="set ORKESTR_REFRESH_HISTORIES=1 (make histories) to regenerate")

@@ -83,15 +83,10 @@ class Run:
 async def people_env() -> Any:
     """A time-skipping server of this module's own: skipping hours here must not depend on
     workflows other test modules left waiting on task queues nobody polls any more."""
-    from temporalio.contrib.pydantic import pydantic_data_converter
-    from temporalio.testing import WorkflowEnvironment
+    from conftest import time_skipping_server
 
-    from conftest import venv_binary
-
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=venv_binary("temporal-test-server"), data_converter=pydantic_data_converter)
-    yield env
-    await env.shutdown()
+    async with time_skipping_server() as env:
+        yield env
 
 
 async def run_order(env: Any, world: PeopleWorld, lines: list[tuple[str, int, int]], test: Any,

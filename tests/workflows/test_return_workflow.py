@@ -30,15 +30,10 @@ from models.steps import ErrorType, RefundRequest
 async def ts_env() -> Any:
     """A time-skipping server of this module's own: workflows other tests leave waiting on timers
     (with their workers gone) would otherwise stall time skipping here."""
-    from temporalio.contrib.pydantic import pydantic_data_converter
-    from temporalio.testing import WorkflowEnvironment
+    from conftest import time_skipping_server
 
-    from conftest import venv_binary
-
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=venv_binary("temporal-test-server"), data_converter=pydantic_data_converter)
-    yield env
-    await env.shutdown()
+    async with time_skipping_server() as env:
+        yield env
 
 
 STORE = LocationInfo(id="SPB-001", name="Санкт-Петербург, Невский", kind="store", city="Санкт-Петербург",
