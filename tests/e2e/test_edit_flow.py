@@ -141,3 +141,28 @@ async def test_paid_order_made_dearer_changes_once_the_difference_is_paid(stack:
     main = (await stack.sandbox.get(f"/sandbox/acquiring/orders/{await md_order_of(stack, order_id)}")).json()
     assert main["deposited"] == held and (await bank_order(stack, f"order-{order_id}~2"))["deposited"] == diff
     assert done["totals"]["total"] == held + diff and await ledger_row(stack, a, "MSK-003") == (0, 0)
+
+
+async def test_click_and_collect_edited_before_payment_is_set_aside_with_the_new_lines(stack: Any) -> None:
+    from test_pickup_flow import pickup_body, pos
+
+    a = await fresh_sku(stack, {"MSK-002": 3})
+    b = await fresh_sku(stack, {"MSK-002": 1})
+    r = await stack.api.post("/v1/orders", json=pickup_body(a, "MSK-002"))
+    assert r.status_code == 201, r.text
+    order_id = r.json()["order_id"]
+    r = await stack.api.post(f"/v1/orders/{order_id}/lines", json={"lines": [{"sku": a, "qty": 2}, {"sku": b, "qty": 1}],
+                                                                    "by": "op-ivanova"})
+    assert r.status_code == 200, r.text
+    total = r.json()["totals"]["total"]
+    assert [await ledger_row(stack, s, "MSK-002") for s in (a, b)] == [(3, 2), (1, 1)]
+    await pay(stack, order_id)
+    task = await task_for(stack, "MSK-002", order_id, kind="set_aside")
+    assert {(l["sku"], l["qty"]) for l in task["lines"]} == {(a, 2), (b, 1)}
+    r = await stack.api.post(f"/v1/orders/{order_id}/lines", json={"lines": [{"sku": b, "qty": 0}], "by": "op"})
+    assert r.status_code == 409 and "click & collect" in r.json()["message"]  # paid: the store is setting it aside
+    await pos(stack, "MSK-002", task["task_id"], "ready")
+    await pos(stack, "MSK-002", task["task_id"], "issued")
+    order = await stack.wait_order(order_id, "completed")
+    assert order["payment"]["captured"] == total
+    assert [await ledger_row(stack, s, "MSK-002") for s in (a, b)] == [(1, 0), (0, 0)]
