@@ -83,3 +83,25 @@ async def signal_workflow(workflow_id: str, signal: str, arg: Any) -> bool:
             return False
         raise
     return True
+
+
+def failure_type(err: BaseException) -> str | None:
+    """The ``ApplicationError`` type behind a failed step (an activity, a child, or the error
+    itself), e.g. ``OutOfStock``; None when it was not a refusal (a timeout, a cancellation)."""
+    from temporalio.exceptions import ApplicationError
+
+    cause = err if isinstance(err, ApplicationError) else getattr(err, "cause", None)
+    return cause.type if isinstance(cause, ApplicationError) else None
+
+
+def failure_message(err: BaseException) -> str:
+    """What went wrong, in the outside system's words: the message of the innermost refusal
+    (through activity and child workflow wrappers), else the error itself."""
+    from temporalio.exceptions import ApplicationError
+
+    if isinstance(err, ApplicationError):
+        return err.message
+    cause = getattr(err, "cause", None)
+    while cause is not None and getattr(cause, "cause", None) is not None and not isinstance(cause, ApplicationError):
+        cause = cause.cause
+    return str(getattr(cause, "message", None) or cause or err)

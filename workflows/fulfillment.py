@@ -40,7 +40,6 @@ with workflow.unsafe.imports_passed_through():
         PosTaskRequest,
         SettleRequest,
         ShipmentBookingRequest,
-        StoreMessage,
         TrackingResult,
     )
     from models.delivery import shipment_late

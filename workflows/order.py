@@ -43,7 +43,6 @@ with workflow.unsafe.imports_passed_through():
         OrderSnapshot,
         OrderStatus,
         PaymentEvent,
-        PaymentMethod,
         PaymentState,
         PaymentView,
         Placement,
@@ -80,7 +79,7 @@ with workflow.unsafe.imports_passed_through():
     from models.recovery import ParkedStep, RetryOutcome, RetryRequest
 
 from workflows import search
-from workflows.common import call, local, signal_workflow
+from workflows.common import call, failure_message, failure_type, local, signal_workflow
 from workflows.order_changes import OrderChanges
 from workflows.order_edits import OrderEdits
 from workflows.pickup import PickupStage
@@ -173,7 +172,7 @@ class OrderWorkflow(OrderEdits, OrderChanges, PickupStage):
                 lines=inp.lines, bonus_to_spend=inp.bonus_to_spend, expected_total=expected_total,
                 promo_code=inp.promo_code), result_type=Priced)
         except STEP_FAILED as err:
-            raise PlacementRefused("LoyaltyRefused", _message(err)) from err
+            raise PlacementRefused("LoyaltyRefused", failure_message(err)) from err
         self._do("roll back loyalty", lambda: call("rollback_loyalty", LoyaltyRef(inp.order_id, self._loyalty_tx)))
         self._lines = priced.lines
         self._bonus_to_accrue = priced.bonus_to_accrue
@@ -194,7 +193,7 @@ class OrderWorkflow(OrderEdits, OrderChanges, PickupStage):
                 phone=inp.customer.phone, email=inp.customer.email,
                 session_timeout_secs=inp.payment_window_minutes * 60), result_type=PaymentRegistered)
         except STEP_FAILED as err:
-            raise PlacementRefused("PaymentRefused", _message(err)) from err
+            raise PlacementRefused("PaymentRefused", failure_message(err)) from err
         self._payment = PaymentView(state=PaymentState.registered, md_order=reg.md_order)
         self._payment_url = reg.form_url
         self._status = OrderStatus.awaiting_payment
@@ -214,10 +213,10 @@ class OrderWorkflow(OrderEdits, OrderChanges, PickupStage):
             try:
                 await local("reserve_stock", ReserveRequest(owner=self._owner, allocations=allocations))
             except STEP_FAILED as err:
-                if attempt == 1 and _failure_type(err) == ErrorType.OUT_OF_STOCK:
-                    self._event("resourcing", f"Остаток изменился ({_message(err)}), подбираем склад заново")
+                if attempt == 1 and failure_type(err) == ErrorType.OUT_OF_STOCK:
+                    self._event("resourcing", f"Остаток изменился ({failure_message(err)}), подбираем склад заново")
                     continue
-                raise PlacementRefused(ErrorType.OUT_OF_STOCK, _message(err)) from err
+                raise PlacementRefused(ErrorType.OUT_OF_STOCK, failure_message(err)) from err
             self._do("release stock", lambda: local("release_stock", SettleRequest(owner=self._owner)))
             self._record_plan(plan, view.locations, allocations)
             return
@@ -305,7 +304,7 @@ class OrderWorkflow(OrderEdits, OrderChanges, PickupStage):
             st = await call("payment_status", md_order, result_type=PaymentStatusResult,
                             schedule_to_close=timedelta(minutes=1))
         except STEP_FAILED as err:  # the bank does not know the order (yet): wait for the callback
-            self._event("payment_poll_failed", f"Банк не ответил на запрос статуса: {_message(err)}")
+            self._event("payment_poll_failed", f"Банк не ответил на запрос статуса: {failure_message(err)}")
             return
         if st.order_status in (1, 2):
             self._payment_event = PaymentEvent(md_order=md_order, operation="approved", success=True,
@@ -323,7 +322,6 @@ class OrderWorkflow(OrderEdits, OrderChanges, PickupStage):
 
     # 5: ERP and fulfilment ---------------------------------------------------------------------------
     async def _export_to_erp(self) -> None:
-        inp = self._require_input()
         try:
             await self._recovery.run("erp_export", lambda: call("export_order", self._erp_order()),
                                      on_park=self._parked, on_resume=self._resumed,
@@ -346,7 +344,7 @@ class OrderWorkflow(OrderEdits, OrderChanges, PickupStage):
         try:
             await call("update_erp_order", self._erp_order(), schedule_to_close=timedelta(minutes=10))
         except STEP_FAILED as err:
-            self._event("erp_update_failed", f"ERP не принял изменение заказа: {_message(err)}")
+            self._event("erp_update_failed", f"ERP не принял изменение заказа: {failure_message(err)}")
             return
         self._event("erp_updated", f"Изменение заказа передано в ERP: сумма {format_money(self._totals.total)}")
 
@@ -387,7 +385,7 @@ class OrderWorkflow(OrderEdits, OrderChanges, PickupStage):
         try:
             results = list(everything.result())
         except ChildWorkflowError as err:
-            self._event("fulfilment_failed", f"Отгрузка не выполнена: {_message(err)}")
+            self._event("fulfilment_failed", f"Отгрузка не выполнена: {failure_message(err)}")
         await self._flush()
         if self._cancel is not None and not all(r.delivered for r in results):
             await self._cancel_order(f"Заказ отменён: {self._cancel.reason}", "cancelled")
@@ -672,16 +670,3 @@ def _carrier_for(method: DeliveryMethod, chosen: str | None) -> str | None:
     if chosen:
         return chosen
     return {DeliveryMethod.post: "post", DeliveryMethod.pickup: None}.get(method, "cdek")
-
-
-def _failure_type(err: BaseException) -> str | None:
-    cause = err.cause if isinstance(err, (ActivityError, ChildWorkflowError)) else err
-    return cause.type if isinstance(cause, ApplicationError) else None
-
-
-def _message(err: BaseException) -> str:
-    if isinstance(err, ApplicationError):
-        return err.message
-    cause = getattr(err, "cause", None)
-    return str(cause.message if isinstance(cause, ApplicationError) else (cause or err))
-

@@ -71,10 +71,9 @@ with workflow.unsafe.imports_passed_through():
     from models.stock import Allocation, StockView
     from models.tasks import ShipmentRevision
 
-from workflows.common import call, local, signal_workflow
+from workflows.common import call, failure_message, failure_type, local, signal_workflow
 from workflows.human import invalid
 from workflows.order_changes import line_pos
-from workflows.recovery import failure_message, failure_type
 
 #: ApplicationError.type of an edit the order cannot take now (the API answers 409)
 EDIT_REFUSED = "EditRefused"

@@ -18,11 +18,11 @@ fails the workflow task so it can be fixed and replayed.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Awaitable, Callable, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
+from workflows.common import failure_message, failure_type
 
 with workflow.unsafe.imports_passed_through():
     from models.recovery import ParkedStep, RetryRequest
@@ -52,7 +52,7 @@ class Recovery:
                 return await attempt()
             except ActivityError as err:
                 parked = ParkedStep(step=step, workflow_id=workflow.info().workflow_id, message=failure_message(err),
-                                    error_type=failure_type(err), since=workflow.now(), retries=self.retries)
+                                    error_type=_error_type(err), since=workflow.now(), retries=self.retries)
             self.parked = parked
             await on_park(parked)
             await workflow.wait_condition(lambda: self._retry is not None or abandon())
@@ -71,13 +71,7 @@ class Recovery:
         return True
 
 
-def failure_type(err: BaseException) -> str | None:
-    cause = getattr(err, "cause", None)
-    return cause.type if isinstance(cause, ApplicationError) else type(cause).__name__ if cause else None
-
-
-def failure_message(err: BaseException) -> str:
-    cause = getattr(err, "cause", None)
-    while cause is not None and getattr(cause, "cause", None) is not None and not isinstance(cause, ApplicationError):
-        cause = cause.cause
-    return str(getattr(cause, "message", None) or cause or err)
+def _error_type(err: ActivityError) -> str | None:
+    """The refusal's type, or the class of what else stopped the step (e.g. ``TimeoutError``)."""
+    cause = err.cause
+    return failure_type(err) or (type(cause).__name__ if cause is not None else None)

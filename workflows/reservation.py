@@ -57,13 +57,12 @@ with workflow.unsafe.imports_passed_through():
         PosCancel,
         PosTaskRequest,
         ReserveRequest,
-        SettleRequest,
         StoreMessage,
     )
     from models.stock import Allocation, reservation_key
 
 from workflows import search
-from workflows.common import call, local, signal_workflow
+from workflows.common import call, failure_message, failure_type, local, signal_workflow
 
 STEP_FAILED = (ActivityError, ApplicationError)
 #: a store that refused our cancel has issued the goods: its ``issued`` event is on its way
@@ -138,9 +137,9 @@ class ReservationWorkflow:
             missing = ", ".join(f"{l.sku} × {l.qty}" for l in inp.lines)
             self._status = ReservationStatus.rejected
             message = (f"store {inp.store.id} does not have enough stock to hold {missing}"
-                       if _failure_type(err) == ErrorType.OUT_OF_STOCK else _message(err))
+                       if failure_type(err) == ErrorType.OUT_OF_STOCK else failure_message(err))
             self._placement = ReservationPlacement(
-                reservation_id=inp.reservation_id, status=self._status, error_code=_failure_type(err) or "Refused",
+                reservation_id=inp.reservation_id, status=self._status, error_code=failure_type(err) or "Refused",
                 error_message=message)
             return False
         self._held = allocations
@@ -318,7 +317,7 @@ class ReservationWorkflow:
         try:
             await call("cancel_pos_task", PosCancel(task_id=self._task_id, location_id=inp.store.id, reason=reason))
         except STEP_FAILED as err:
-            if _failure_type(err) == ErrorType.POS_REFUSED:
+            if failure_type(err) == ErrorType.POS_REFUSED:
                 return False
             raise
         return True
@@ -463,15 +462,3 @@ def _rest(inp: ReservationInput, taken: list[LineRequest]) -> list[LineRequest]:
         if rest > 0:
             out.append(LineRequest(sku=l.sku, qty=rest))
     return out
-
-
-def _failure_type(err: BaseException) -> str | None:
-    cause = err.cause if isinstance(err, ActivityError) else err
-    return cause.type if isinstance(cause, ApplicationError) else None
-
-
-def _message(err: BaseException) -> str:
-    if isinstance(err, ApplicationError):
-        return err.message
-    cause = getattr(err, "cause", None)
-    return str(cause.message if isinstance(cause, ApplicationError) else (cause or err))

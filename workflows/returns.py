@@ -90,7 +90,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.fulfillment import FulfillmentInput, FulfillmentResult, FulfillmentWorkflow
 
-from workflows.common import call, local
+from workflows.common import call, failure_message, local
 from workflows.recovery import Recovery
 
 STEP_FAILED = (ActivityError, ApplicationError)
@@ -242,12 +242,12 @@ class ReturnWorkflow:
             await call("cancel_pos_task", PosCancel(task_id=self._task_id, location_id=inp.location.id,
                                                      reason="товары не поступили"))
         except STEP_FAILED as err:
-            self._event("note", f"Задача магазина не отменена: {_message(err)}")
+            self._event("note", f"Задача магазина не отменена: {failure_message(err)}")
         if self._booking is not None and self._booking.carrier != "post":  # an easy return just lapses
             try:
                 await call("cancel_shipment", self._booking)
             except STEP_FAILED as err:
-                self._event("note", f"Обратная отправка не отменена: {_message(err)}")
+                self._event("note", f"Обратная отправка не отменена: {failure_message(err)}")
         self._status = ReturnStatus.abandoned
         self._event("abandoned", f"Товары не поступили за {inp.receipt_days} дн.: возврат закрыт")
         await self._save()
@@ -292,7 +292,7 @@ class ReturnWorkflow:
                 where = f"Мы отправили их обратно, трек {self._back}."
             except STEP_FAILED as err:
                 where = "Мы свяжемся с вами, чтобы вернуть их."
-                self._event("note", f"Отправка непринятых товаров не оформлена: {_message(err)}")
+                self._event("note", f"Отправка непринятых товаров не оформлена: {failure_message(err)}")
         self._event("rejected_lines", f"Не приняты: {reasons}. {where}")
         await self._save()
         await self._notify("return_rejected", reason=f"{reasons}. {where}")
@@ -343,7 +343,7 @@ class ReturnWorkflow:
             res = await call("return_bonus", LoyaltyReturnRequest(
                 purchase_id=inp.order_id, return_id=self._wf_id, lines=kept), result_type=LoyaltyReturnResult)
         except STEP_FAILED as err:
-            self._event("loyalty_failed", f"Программа лояльности не приняла возврат: {_message(err)}")
+            self._event("loyalty_failed", f"Программа лояльности не приняла возврат: {failure_message(err)}")
             return
         self._bonus_returned = res.bonus_returned
         self._accrual_reversed = res.accrual_reversed
@@ -560,10 +560,3 @@ class ReturnWorkflow:
         await call("notify_customer", CustomerNotice(
             key=f"{self._wf_id}:{event}", phone=inp.customer.phone, email=inp.customer.email, event=event,
             params={"number": inp.return_id, **params}))
-
-
-def _message(err: BaseException) -> str:
-    if isinstance(err, ApplicationError):
-        return err.message
-    cause = getattr(err, "cause", None)
-    return str(cause.message if isinstance(cause, ApplicationError) else (cause or err))
