@@ -286,14 +286,16 @@ class OrderChanges:
                 view, lines=[LineRequest(sku=l.sku, qty=l.qty) for l in out])
         return out
 
-    async def _reprice(self, catalog: list[CatalogLine]) -> None:
-        """Roll the loyalty transaction back and begin it again with ``catalog``: exact lines and totals."""
+    async def _reprice(self, catalog: list[CatalogLine], quoted: Priced | None = None) -> None:
+        """Roll the loyalty transaction back and begin it again with ``catalog``: exact lines and totals.
+        ``quoted``: the price already calculated for ``catalog`` (an operator's edit priced it before
+        anything changed); loyalty must begin at that total, else it refuses."""
         s: Any = self
         inp, ch = s._require_input(), self._changes
         await call("rollback_loyalty", LoyaltyRef(inp.order_id, s._loyalty_tx))
-        priced = await call("price_cart", PriceRequest(phone=inp.customer.phone, lines=catalog,
-                                                          bonus_to_spend=inp.bonus_to_spend,
-                                                          promo_code=inp.promo_code), result_type=Priced)
+        priced = quoted or await call("price_cart", PriceRequest(phone=inp.customer.phone, lines=catalog,
+                                                                    bonus_to_spend=inp.bonus_to_spend,
+                                                                    promo_code=inp.promo_code), result_type=Priced)
         ch.loyalty_gen += 1
         priced = await call("begin_loyalty", LoyaltyBegin(
             purchase_id=inp.order_id, transaction_id=s._loyalty_tx, phone=inp.customer.phone, lines=catalog,

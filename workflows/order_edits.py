@@ -224,11 +224,11 @@ class OrderEdits:
             for a in answers:  # what the running shipment really holds (it may have moved or been revised)
                 rows[a.shipment_id] = _rows_of(a.lines, a.reservation_keys)
         if dearer:
-            return await self._dearer_edit(edit, n, old_catalog, catalog, rows, home, stopped, total)
+            return await self._dearer_edit(edit, n, old_catalog, catalog, priced, rows, home, stopped, total)
         # 4-5. loyalty, then stock
         before = s._totals.total
         try:
-            await s._reprice(catalog)
+            await s._reprice(catalog, quoted=priced)
         except (ActivityError, ApplicationError) as err:
             await self._undo_edit(old_catalog, unpaid, stopped, n)
             raise refused(f"loyalty refused the new lines: {failure_message(err)}") from err
@@ -286,7 +286,7 @@ class OrderEdits:
 
     # ------------------------------------------------------------------ a paid order made dearer
     async def _dearer_edit(self, edit: OrderEdit, n: int, old_catalog: list[CatalogLine], catalog: list[CatalogLine],
-                           rows: dict[str, list[Row]], home: dict[int, str], stopped: list[str],
+                           priced: Priced, rows: dict[str, list[Row]], home: dict[int, str], stopped: list[str],
                            total: int) -> EditOutcome:
         """The card holds less than the new total: hold the extra units now (nothing is released),
         send a link for the difference, and apply the edit once it is paid (``_finish_dearer_edit``).
@@ -319,14 +319,14 @@ class OrderEdits:
                         payment_url=extra.form_url)
         st.pending = True
         st.pending_task = asyncio.create_task(self._finish_dearer_edit(
-            edit, n, extra, old_catalog, catalog, rows, home, stopped, [a.key for a in extra_units]))
+            edit, n, extra, old_catalog, catalog, priced, rows, home, stopped, [a.key for a in extra_units]))
         return EditOutcome(order_id=s._require_input().order_id, n=n, lines=list(s._lines), totals=s._totals,
                            message=f"{what}: ждём доплату {format_money(extra.amount)}", payment_url=extra.form_url,
                            changes=changes, pending_payment=extra.amount)
 
     async def _finish_dearer_edit(self, edit: OrderEdit, n: int, extra: Any, old_catalog: list[CatalogLine],
-                                  catalog: list[CatalogLine], rows: dict[str, list[Row]], home: dict[int, str],
-                                  stopped: list[str], extra_keys: list[str]) -> None:
+                                  catalog: list[CatalogLine], priced: Priced, rows: dict[str, list[Row]],
+                                  home: dict[int, str], stopped: list[str], extra_keys: list[str]) -> None:
         s: Any = self
         st = self._edits
         try:
@@ -348,8 +348,8 @@ class OrderEdits:
                 md_order=extra.md_order, idempotency_key=f"{workflow.info().workflow_id}~{extra.n}:reverse")))
             s._event("extra_payment_held", f"Доплата {format_money(extra.amount)} удержана банком")
             before = s._totals.total
-            try:
-                await s._reprice(catalog)
+            try:  # at the total the customer was quoted and paid the difference for
+                await s._reprice(catalog, quoted=priced)
             except (ActivityError, ApplicationError) as err:  # paid, but loyalty refused: give the money back
                 s._event("order_edit_failed", f"Программа лояльности не приняла новый состав: {failure_message(err)}")
                 await self._undo_edit(old_catalog, False, stopped, n)
