@@ -507,9 +507,7 @@ class OrderEdits:
     async def _resume(self, sids: list[str], n: int, note: str) -> None:
         """Stopped shipments carry on with what they had (as they answered)."""
         for sid in sids:
-            a = self._edits.answers[sid]
-            await signal_workflow(sid, "revise", ShipmentRevision(
-                n=n, lines=list(a.lines), reservation_keys=list(a.reservation_keys), note=note, new_task=True))
+            await _carry_on(self._edits.answers[sid], n, note)
 
     def _revision(self, sid: str, n: int, note: str) -> ShipmentRevision:
         """What a stopped shipment carries on with: its lines priced from the order, its holds."""
@@ -541,13 +539,17 @@ class OrderEdits:
         if st.active and answer.n == st.n:
             st.answers[answer.shipment_id] = answer
         elif answer.ok:  # a late "stopped": nobody waits for it any more, let the shipment carry on
-            await signal_workflow(answer.shipment_id, "revise", ShipmentRevision(
-                n=answer.n, lines=list(answer.lines), reservation_keys=list(answer.reservation_keys),
-                note="состав не изменился", new_task=True))
+            await _carry_on(answer, answer.n, "состав не изменился")
 
     def _payment_superseded(self, md_order: str) -> bool:
         """A bank message about a payment link an edit closed (ignored by the order)."""
         return md_order in self._edits.declined
+
+
+async def _carry_on(stopped: EditAnswer, n: int, note: str) -> None:
+    """A stopped shipment goes on with the lines and holds it answered with (a new store task)."""
+    await signal_workflow(stopped.shipment_id, "revise", ShipmentRevision(
+        n=n, lines=list(stopped.lines), reservation_keys=list(stopped.reservation_keys), note=note, new_task=True))
 
 
 def _edited(catalog: list[CatalogLine], edits: list[LineEdit]) -> list[CatalogLine]:
