@@ -72,7 +72,8 @@ def shipment_key(owner: str, pos_id: int, location_id: str, suffix: str) -> str:
 
 
 class AssemblyEscalation:
-    """Mixin: needs ``self._inp`` (FulfillmentInput), ``self._store_events``, ``self._cancel``,
+    """Mixin: needs ``self._inp`` (FulfillmentInput), ``self._store_events`` (read through
+    ``self._task_events()``), ``self._cancel``,
     ``self._task_id``, ``self._report(state, message, **data)``, ``self._assembled()``."""
 
     _inp: Any
@@ -178,7 +179,7 @@ class AssemblyEscalation:
             await self._revise(lad.revision)
 
     def _new_shortage(self) -> StoreEvent | None:
-        shortages = [e for e in self._store_events if e.event == "shortage"]
+        shortages = [e for e in self._task_events() if e.event == "shortage"]  # type: ignore[attr-defined]
         return shortages[self._ladder.shortages_seen] if len(shortages) > self._ladder.shortages_seen else None
 
     async def _apply_decision(self, d: TaskDecision) -> None:
@@ -322,8 +323,9 @@ class AssemblyEscalation:
         await self._ladder.board.close_all("the shipment changed")
         await workflow.wait_condition(workflow.all_handlers_finished)
         if carry:  # no await from here on: nothing can arrive unseen
-            shortages = [i for i, e in enumerate(self._store_events) if e.event == "shortage"]
-            after = self._store_events[shortages[-1] + 1:] if shortages else []
+            events = self._task_events()  # type: ignore[attr-defined]
+            shortages = [i for i, e in enumerate(events) if e.event == "shortage"]
+            after = events[shortages[-1] + 1:] if shortages else []
             new_input = dataclasses.replace(new_input, carried_events=[e for e in after if e.event == "assembled"])
         workflow.continue_as_new(new_input)
 

@@ -161,10 +161,13 @@ class FulfillmentWorkflow(AssemblyEscalation):
             await self._report(ShipmentState.assembled, f"Магазин {inp.location.id} собрал отгрузку {inp.n}")
             return True
 
+    def _task_events(self) -> list[StoreEvent]:
+        """The store's events about this run's task: a late one about a task cancelled before an
+        edit or a move (pressed just before the cancel reached the POS) is not acted on."""
+        return [e for e in self._store_events if e.task_id in ("", self._task_id)]
+
     def _assembled(self) -> bool:
-        """The store pressed "assembled" on this run's task (a late event of a task cancelled
-        before an edit or a move does not count)."""
-        return any(e.event == "assembled" and e.task_id in ("", self._task_id) for e in self._store_events)
+        return any(e.event == "assembled" for e in self._task_events())
 
     # 2. the courier -----------------------------------------------------------------------------
     async def _book(self) -> None:

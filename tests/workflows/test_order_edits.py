@@ -105,8 +105,10 @@ async def test_paid_order_edited_before_assembly_gets_a_new_store_task_and_captu
         assert {(l.sku, l.qty) for l in world.erp_orders[-1].lines} == {("SKU-1", 1), ("SKU-3", 1)}
         # "assembled" pressed on the cancelled task arrives late: it does not count
         await r.child.signal(FulfillmentWorkflow.pos_event, StoreEvent(event="assembled", task_id=first.task_id))
+        await r.child.signal(FulfillmentWorkflow.pos_event, StoreEvent(event="shortage", task_id=first.task_id,
+                                                                       sku="SKU-3", missing_qty=1))
         await asyncio.sleep(0.3)
-        assert world.bookings == []
+        assert world.bookings == [] and world.tasks == {}  # neither counts: no booking, no substitution task
         r.total = expected
         assert await r.deliver() == OrderStatus.completed
         assert world.captured == [expected]  # the hold was the old total: the rest is released
