@@ -33,7 +33,7 @@ class ProcessStack:
             task_queue=f"crash-{uuid.uuid4().hex[:8]}", public_url=self.api_url, sandbox_auto=False,
             erp_url=f"{sb}/erp", acquiring_url=f"{sb}/acquiring", loyalty_url=f"{sb}/loyalty",
             cdek_url=f"{sb}/cdek", post_url=f"{sb}/post", pos_url=f"{sb}/pos", notify_url=f"{sb}/notify",
-            erp_sync_schedules=False, log_format="json",
+            erp_sync_schedules=False, log_format="json", metrics_port=free_port(),
         )
         self.worker: subprocess.Popen[bytes] | None = None
 
