@@ -130,7 +130,7 @@ async def _snapshot(client, engine, order_id: str):  # type: ignore[no-untyped-d
         snap = await OrdersRepo(engine).get(order_id)
         if snap is not None:
             return snap
-    from models.order import order_workflow_id
+    from contracts.order import order_workflow_id
     from workflows.order import OrderWorkflow
 
     try:
@@ -159,7 +159,7 @@ async def _order_show(order_id: str, role: str, as_json: bool) -> int:
     from rich.console import Console
 
     from adapters.history import OrderNotFound, order_story
-    from models.history import story_to_json
+    from adapters.story import story_to_json
 
     console = Console()
     client, engine = await _client(), _engine()
@@ -330,7 +330,7 @@ async def _history_export(ident: str, output: str | None) -> int:
     from rich.console import Console
 
     from adapters.history import OrderNotFound, history_json
-    from models.order import order_workflow_id
+    from contracts.order import order_workflow_id
 
     wf_id = ident if ident.startswith(("order-", "fulfillment-", "erp-sync-")) else order_workflow_id(ident)
     try:

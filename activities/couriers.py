@@ -8,8 +8,8 @@ from temporalio import activity
 
 from activities.common import logger, refusals_as
 from adapters.couriers import CourierRegistry
-from models.couriers import Booking, BookingRequest, ParcelItem, Recipient, ShipAddress
-from models.steps import BookedShipment, ErrorType, ShipmentBookingRequest, TrackingResult
+from adapters.wire.couriers import Booking, BookingRequest, ParcelItem, Recipient, ShipAddress
+from contracts.steps import BookedShipment, ErrorType, ShipmentBookingRequest, TrackingResult
 
 GRAMS_PER_ITEM = 700  # a garment with its packaging, until the catalog carries weights
 

@@ -11,9 +11,9 @@ from activities.common import logger, refusals_as
 from adapters.couriers import CourierRegistry
 from adapters.ledger import Ledger
 from adapters.returns_repo import OrderNotFound, ReturnsRepo
-from models.couriers import Booking
-from models.returns import RefundClaim, RefundView, RestockRequest, ReturnSnapshot
-from models.steps import BookedShipment, ErrorType
+from adapters.wire.couriers import Booking
+from contracts.returns import RefundClaim, RefundView, RestockRequest, ReturnSnapshot
+from contracts.steps import BookedShipment, ErrorType
 
 RETURN_REFUSED = "ReturnRefused"
 
@@ -30,7 +30,7 @@ class ReturnActivities:
 
     @activity.defn
     async def settle_return_refund(self, claim: RefundClaim) -> RefundView:
-        """The exact refund of the accepted units (``models.refunds``), computed once per return."""
+        """The exact refund of the accepted units (``domain.refunds``), computed once per return."""
         try:
             refund = await self.returns.settle_refund(claim)
         except (OrderNotFound, LookupError, ValueError) as exc:

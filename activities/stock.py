@@ -9,8 +9,8 @@ from temporalio.exceptions import ApplicationError
 
 from activities.common import logger
 from adapters.ledger import Ledger, OutOfStock
-from models.steps import ErrorType, ReholdRequest, ReserveRequest, SettleRequest, StockViewRequest
-from models.stock import StockView
+from contracts.steps import ErrorType, ReholdRequest, ReserveRequest, SettleRequest, StockViewRequest
+from contracts.stock import StockView
 
 
 @dataclass

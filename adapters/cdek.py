@@ -21,7 +21,7 @@ import structlog
 
 from adapters.errors import ExternalRefusal
 from adapters.http import request
-from models.couriers import (
+from adapters.wire.couriers import (
     Booking,
     BookingRequest,
     Quote,

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from models.delivery import hhmm
-from models.promise import CarrierRule, DeliveryMethod
+from domain.delivery import hhmm
+from domain.promise import CarrierRule, DeliveryMethod
 
 
 @dataclass

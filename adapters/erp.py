@@ -19,7 +19,7 @@ import httpx
 
 from adapters.errors import ExternalRefusal
 from adapters.http import request
-from models.erp import (
+from adapters.wire.erp import (
     ErpLocation,
     ErpOrderDoc,
     ErpPrice,

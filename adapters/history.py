@@ -1,7 +1,7 @@
 """Reading what Temporal knows about an order: event histories (the order and its shipments),
 visibility, and the operator actions on top of them (retry a parked step, reset a failed run).
 
-The pure part (turning events into a story for a person) is ``models/history.py``; the API
+The pure part (turning events into a story for a person) is ``adapters/story.py``; the API
 (``GET /v1/orders/{id}/history``) and the CLI (``orkestr order show``) both use this module.
 """
 
@@ -22,7 +22,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory, 
 from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.orders_repo import snapshot_to_json
-from models.history import (
+from adapters.story import (
     Story,
     attributes,
     build_story,
@@ -33,8 +33,8 @@ from models.history import (
     mask_story,
     workflow_task_boundaries,
 )
-from models.order import OrderSnapshot, order_workflow_id
-from models.recovery import RetryRequest
+from contracts.order import OrderSnapshot, order_workflow_id
+from contracts.recovery import RetryRequest
 from workflows.search import NAMES
 
 

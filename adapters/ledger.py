@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import TextClause
 
-from models.stock import Allocation, Availability, LocationInfo, StockLevel
+from contracts.stock import Allocation, Availability, LocationInfo, StockLevel
 
 
 class OutOfStock(Exception):

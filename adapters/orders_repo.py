@@ -11,7 +11,7 @@ from pydantic import TypeAdapter
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from models.order import OrderSnapshot
+from contracts.order import OrderSnapshot
 
 _SNAPSHOT = TypeAdapter(OrderSnapshot)
 

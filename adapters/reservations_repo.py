@@ -10,7 +10,7 @@ from pydantic import TypeAdapter
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from models.reservation import ReservationSnapshot
+from contracts.reservation import ReservationSnapshot
 
 _SNAPSHOT = TypeAdapter(ReservationSnapshot)
 

@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from models.assignment import GROUPS, TaskContext, assign, next_in_group
-from models.tasks import TaskClose, TaskRef, TaskSpec, TaskStatus
+from domain.assignment import GROUPS, TaskContext, assign, next_in_group
+from contracts.tasks import TaskClose, TaskRef, TaskSpec, TaskStatus
 
 COLUMNS = ("id, kind, order_id, workflow_id, location_id, title, assignee, grp, priority, due_at, payload, "
            "result, status, created_at, updated_at")

@@ -24,7 +24,7 @@ Callbacks: HTTP GET to the order's ``dynamicCallbackUrl`` (or, when none was giv
 ``{config.orkestr_url}/callbacks/acquiring``) with ``mdOrder``, ``orderNumber``,
 ``operation`` (approved | deposited | reversed | refunded | declinedByTimeout), ``status``
 (1 success / 0 failure; a declined payment is ``approved`` + ``0``, ``deposited`` + ``0`` for a
-one-stage order), ``amount`` and ``checksum`` (:func:`models.payments.callback_checksum` with
+one-stage order), ``amount`` and ``checksum`` (:func:`adapters.wire.acquiring.callback_checksum` with
 ``config.acquiring_callback_secret``). Sent with :func:`sandbox.common.deliver` (retried), one
 at a time per order so they arrive in order.
 
@@ -63,7 +63,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from pydantic import BaseModel
 
-from models.payments import CURRENCY_ALPHA, PaymentState, callback_checksum
+from adapters.wire.acquiring import CURRENCY_ALPHA, BankOrderStatus, callback_checksum
 from sandbox.common import Background, Faults, SandboxConfig, deliver
 
 log = structlog.get_logger("sandbox.acquiring")
@@ -81,13 +81,13 @@ ACTION_DECLINED = (116, "Declined: insufficient funds")
 ACTION_TIMEOUT = (-2007, "Payment session timed out")
 
 PAYMENT_STATE_NAMES = {
-    PaymentState.REGISTERED: "CREATED",
-    PaymentState.HELD: "APPROVED",
-    PaymentState.DEPOSITED: "DEPOSITED",
-    PaymentState.REVERSED: "REVERSED",
-    PaymentState.REFUNDED: "REFUNDED",
-    PaymentState.ACS_STARTED: "STARTED",
-    PaymentState.DECLINED: "DECLINED",
+    BankOrderStatus.REGISTERED: "CREATED",
+    BankOrderStatus.HELD: "APPROVED",
+    BankOrderStatus.DEPOSITED: "DEPOSITED",
+    BankOrderStatus.REVERSED: "REVERSED",
+    BankOrderStatus.REFUNDED: "REFUNDED",
+    BankOrderStatus.ACS_STARTED: "STARTED",
+    BankOrderStatus.DECLINED: "DECLINED",
 }
 
 
@@ -142,7 +142,7 @@ class Order:
     bundle: dict[str, Any] | None
     json_params: dict[str, Any]
     created_ms: int = field(default_factory=_now_ms)
-    status: PaymentState = PaymentState.REGISTERED
+    status: BankOrderStatus = BankOrderStatus.REGISTERED
     action_code: int = ACTION_REGISTERED[0]
     action_description: str = ACTION_REGISTERED[1]
     approved: int = 0
@@ -327,13 +327,13 @@ class AcquiringSim:
         amount = _int_param(params, "amount")
 
         def act() -> dict[str, Any]:
-            if order.status != PaymentState.HELD:
+            if order.status != BankOrderStatus.HELD:
                 raise GatewayError("7", "Payment must be in correct state")
             value = amount or order.approved
             if value < 0 or value > order.approved:
                 raise GatewayError("5", f"Deposit amount must be between 0 and the approved {order.approved}")
             order.deposited = value
-            order.status = PaymentState.DEPOSITED
+            order.status = BankOrderStatus.DEPOSITED
             order.deposited_ms = _now_ms()
             order.op("deposited", value)
             self._callback(order, "deposited", 1, value)
@@ -346,9 +346,9 @@ class AcquiringSim:
         order = self._order(params)
 
         def act() -> dict[str, Any]:
-            if order.status != PaymentState.HELD:
+            if order.status != BankOrderStatus.HELD:
                 raise GatewayError("7", "Payment must be in correct state")
-            order.status = PaymentState.REVERSED
+            order.status = BankOrderStatus.REVERSED
             order.op("reversed", order.approved)
             self._callback(order, "reversed", 1, order.approved)
             return {"errorCode": "0", "errorMessage": "Success"}
@@ -364,11 +364,11 @@ class AcquiringSim:
             if md is None:
                 raise GatewayError("6", "No such order")
             order = self.orders[md]
-        if order.status == PaymentState.REGISTERED:
-            order.status = PaymentState.DECLINED  # actionCode stays "no payment attempts"
+        if order.status == BankOrderStatus.REGISTERED:
+            order.status = BankOrderStatus.DECLINED  # actionCode stays "no payment attempts"
             order.op("declined", order.amount)
             log.info("acquiring.declined_by_merchant", md_order=order.md_order)
-        elif order.status != PaymentState.DECLINED:
+        elif order.status != BankOrderStatus.DECLINED:
             raise GatewayError("7", "Order is already paid: reverse or refund it instead")
         return {"errorCode": "0", "errorMessage": "Success"}
 
@@ -379,7 +379,7 @@ class AcquiringSim:
         raw_bundle = params.get("orderBundle", "")
 
         def act() -> dict[str, Any]:
-            if order.status != PaymentState.DEPOSITED:
+            if order.status != BankOrderStatus.DEPOSITED:
                 raise GatewayError("7", "Payment must be in correct state")
             if amount <= 0 or amount > order.deposited - order.refunded:
                 raise GatewayError(
@@ -390,7 +390,7 @@ class AcquiringSim:
             if bundle is not None:
                 order.refund_bundles.append(bundle)
             if order.refunded == order.deposited:
-                order.status = PaymentState.REFUNDED
+                order.status = BankOrderStatus.REFUNDED
             order.op("refunded", amount)
             self._callback(order, "refunded", 1, amount)
             return {"errorCode": "0", "errorMessage": "Success"}
@@ -445,7 +445,7 @@ class AcquiringSim:
         order = self.orders.get(md_order)
         if order is None:
             raise KeyError(md_order)
-        if order.status != PaymentState.REGISTERED:
+        if order.status != BankOrderStatus.REGISTERED:
             raise ValueError(f"order is {order.status.name.lower()}, not awaiting payment")
         order.masked_pan = SANDBOX_MASKED_PAN
         operation = "approved" if order.two_stage else "deposited"
@@ -453,16 +453,16 @@ class AcquiringSim:
             order.approved = order.amount
             order.action_code, order.action_description = ACTION_APPROVED
             if order.two_stage:
-                order.status = PaymentState.HELD
+                order.status = BankOrderStatus.HELD
                 order.op("approved", order.amount)
             else:
-                order.status = PaymentState.DEPOSITED
+                order.status = BankOrderStatus.DEPOSITED
                 order.deposited = order.amount
                 order.deposited_ms = _now_ms()
                 order.op("deposited", order.amount)
             self._callback(order, operation, 1, order.amount)
         else:
-            order.status = PaymentState.DECLINED
+            order.status = BankOrderStatus.DECLINED
             order.action_code, order.action_description = ACTION_DECLINED
             if action_code is not None:
                 order.action_code, order.action_description = action_code, f"Declined (action code {action_code})"
@@ -473,9 +473,9 @@ class AcquiringSim:
 
     def expire(self, md_order: str) -> bool:
         order = self.orders.get(md_order)
-        if order is None or order.status != PaymentState.REGISTERED:
+        if order is None or order.status != BankOrderStatus.REGISTERED:
             return False
-        order.status = PaymentState.DECLINED
+        order.status = BankOrderStatus.DECLINED
         order.action_code, order.action_description = ACTION_TIMEOUT
         order.op("declinedByTimeout", order.amount)
         self._callback(order, "declinedByTimeout", 0, order.amount)
@@ -489,7 +489,7 @@ class AcquiringSim:
     async def _auto_pay(self, md_order: str) -> None:
         await asyncio.sleep(self.config.auto_delay_s)
         order = self.orders.get(md_order)
-        if order is not None and order.status == PaymentState.REGISTERED:
+        if order is not None and order.status == BankOrderStatus.REGISTERED:
             self.pay(md_order, "approve")
 
     # --- callbacks ------------------------------------------------------------------------------
@@ -548,7 +548,7 @@ def _page(order: Order | None, md_order: str) -> str:
             f"<p>{html.escape(order.description)}</p>"
             f"<p class='amount'>Amount: <b>{html.escape(amount)}</b></p>"
         )
-        if order.status == PaymentState.REGISTERED:
+        if order.status == BankOrderStatus.REGISTERED:
             md = html.escape(order.md_order)
             buttons = (
                 f"<form method='post' action='{PAYMENT_PAGE_PATH}'>"
@@ -631,7 +631,7 @@ def router(sim: AcquiringSim) -> APIRouter:
         order = sim.orders.get(md)
         if order is None or outcome not in ("approve", "decline"):
             return HTMLResponse(_page(order, md), status_code=404 if order is None else 400)
-        if order.status != PaymentState.REGISTERED:
+        if order.status != BankOrderStatus.REGISTERED:
             return HTMLResponse(_page(order, md), status_code=409)
         sim.pay(md, outcome)  # type: ignore[arg-type]
         target = order.return_url if outcome == "approve" else (order.fail_url or order.return_url)

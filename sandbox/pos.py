@@ -13,7 +13,7 @@ Wire (``Authorization: Bearer <token>``):
 * ``GET  /pos/v1/stores/{location_id}/tasks/{task_id}``;
 * ``POST /pos/v1/stores/{location_id}/notifications`` ``{id, text, task_id?}`` — idempotent by id.
 
-Events go to the task's ``callback_url`` with header ``X-Pos-Token`` (see ``models.pos.PosEvent``),
+Events go to the task's ``callback_url`` with header ``X-Pos-Token`` (see ``adapters.wire.pos.PosEvent``),
 through ``sandbox.common.deliver`` (retried like a real system).
 
 Drive (the store staff) under ``/sandbox/pos/{location_id}``: list tasks and

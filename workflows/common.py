@@ -13,7 +13,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from models.steps import ErrorType
+    from contracts.steps import ErrorType
 
 T = TypeVar("T")
 

@@ -14,7 +14,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from models.steps import ImportResult
+    from contracts.steps import ImportResult
 
 from workflows.common import call
 

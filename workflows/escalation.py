@@ -30,12 +30,12 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from models.order import CancelRequest, CatalogLine, Channel, DeliveryMethod, OrderInput, ShipmentState, StoreEvent
-    from models.planning import plan_shipments
-    from models.steps import PosCancel, ReserveRequest, SettleRequest, StockViewRequest, StoreMessage
-    from models.stock import Allocation, StockView
-    from models.edits import EditAnswer, EditHold
-    from models.tasks import (
+    from contracts.order import CancelRequest, CatalogLine, Channel, DeliveryMethod, OrderInput, ShipmentState, StoreEvent
+    from domain.planning import plan_shipments
+    from contracts.steps import PosCancel, ReserveRequest, SettleRequest, StockViewRequest, StoreMessage
+    from contracts.stock import Allocation, StockView
+    from contracts.edits import EditAnswer, EditHold
+    from contracts.tasks import (
         OpenTask,
         ShipmentRevision,
         ShortageReport,
@@ -67,7 +67,7 @@ class Ladder:
 
 
 def shipment_key(owner: str, pos_id: int, location_id: str, suffix: str) -> str:
-    """Same shape as ``models.stock.reservation_key`` (the line's position stays third from the end)."""
+    """Same shape as ``contracts.stock.reservation_key`` (the line's position stays third from the end)."""
     return f"{owner}:{pos_id}:{location_id}:{suffix}"
 
 

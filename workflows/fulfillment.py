@@ -20,8 +20,8 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from models.messages import mask_phone
-    from models.order import (
+    from domain.messages import mask_phone
+    from contracts.order import (
         Address,
         CancelRequest,
         CourierEvent,
@@ -33,7 +33,7 @@ with workflow.unsafe.imports_passed_through():
         ShipmentUpdate,
         StoreEvent,
     )
-    from models.steps import (
+    from contracts.steps import (
         BookedShipment,
         ErpMovement,
         PosCancel,
@@ -42,16 +42,16 @@ with workflow.unsafe.imports_passed_through():
         ShipmentBookingRequest,
         TrackingResult,
     )
-    from models.delivery import shipment_late
-    from models.stock import LocationInfo
-    from models.recovery import ParkedStep, RetryRequest
+    from domain.delivery import shipment_late
+    from contracts.stock import LocationInfo
+    from contracts.recovery import ParkedStep, RetryRequest
 
 from workflows import search
 from workflows.common import call, local, signal_workflow
 from workflows.escalation import AssemblyEscalation
 from workflows.recovery import Recovery, StepAbandoned
 
-#: carrier statuses (models.couriers.ShipmentStatus values) → our shipment state
+#: carrier statuses (adapters.wire.couriers.ShipmentStatus values) → our shipment state
 COURIER_STATES: dict[str, ShipmentState] = {
     "created": ShipmentState.booked,
     "handed_over": ShipmentState.handed_over,

@@ -5,7 +5,7 @@ timer, reassign when nobody answers, fall back to a configured default at the de
 
 * ``complete_task`` (Update): its validator calls :meth:`TaskBoard.validate` (and any check of its
   own), its handler :meth:`TaskBoard.complete`, which hands the decision to the coroutine waiting in
-  :meth:`TaskBoard.ask` and returns the :class:`~models.tasks.TaskOutcome` once it is applied;
+  :meth:`TaskBoard.ask` and returns the :class:`~contracts.tasks.TaskOutcome` once it is applied;
 * ``open_tasks`` (Query): :meth:`TaskBoard.listing`.
 
 The coroutine that asked applies the decision, then calls :meth:`TaskBoard.finish` (closes the row,
@@ -23,7 +23,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from models.tasks import (
+    from contracts.tasks import (
         ACTIONS,
         OpenTask,
         TaskAction,

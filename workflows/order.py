@@ -31,8 +31,8 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from models.money import format_money
-    from models.order import (
+    from domain.money import format_money
+    from contracts.order import (
         AddressChange,
         CancelRequest,
         Delivery,
@@ -54,8 +54,8 @@ with workflow.unsafe.imports_passed_through():
         fulfillment_workflow_id,
         line_portion,
     )
-    from models.sourcing import SourcingPlan
-    from models.steps import (
+    from domain.sourcing import SourcingPlan
+    from contracts.steps import (
         CaptureRequest,
         CustomerNotice,
         ErpOrderExport,
@@ -73,10 +73,10 @@ with workflow.unsafe.imports_passed_through():
         SettleRequest,
         StockViewRequest,
     )
-    from models.stock import Allocation, LocationInfo, StockView, reservation_key
-    from models.planning import delivery_price, plan_shipments
+    from contracts.stock import Allocation, LocationInfo, StockView, reservation_key
+    from domain.planning import delivery_price, plan_shipments
     from workflows.fulfillment import FulfillmentInput, FulfillmentResult, FulfillmentWorkflow
-    from models.recovery import ParkedStep, RetryOutcome, RetryRequest
+    from contracts.recovery import ParkedStep, RetryOutcome, RetryRequest
 
 from workflows import search
 from workflows.common import call, failure_message, failure_type, local, signal_workflow
@@ -306,11 +306,11 @@ class OrderWorkflow(OrderEdits, OrderChanges, PickupStage):
         except STEP_FAILED as err:  # the bank does not know the order (yet): wait for the callback
             self._event("payment_poll_failed", f"Банк не ответил на запрос статуса: {failure_message(err)}")
             return
-        if st.order_status in (1, 2):
+        if st.state in (PaymentState.held, PaymentState.captured):
             self._payment_event = PaymentEvent(md_order=md_order, operation="approved", success=True,
                                                amount=st.approved)
             self._event("payment_polled", "Банк подтвердил удержание по запросу статуса (callback не пришёл)")
-        elif st.order_status == 6:
+        elif st.state == PaymentState.declined:
             self._payment_event = PaymentEvent(md_order=md_order, operation="approved", success=False)
 
     async def _reverse_payment(self) -> None:

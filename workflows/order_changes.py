@@ -29,18 +29,19 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from models.messages import mask_phone
-    from models.money import format_money
-    from models.order import (
+    from domain.messages import mask_phone
+    from domain.money import format_money
+    from contracts.order import (
         CancelRequest,
         CatalogLine,
         LineRequest,
         OrderLine,
         PaymentEvent,
+        PaymentState,
         ShipmentState,
         Totals,
     )
-    from models.steps import (
+    from contracts.steps import (
         CaptureRequest,
         LoyaltyBegin,
         LoyaltyRef,
@@ -53,8 +54,8 @@ with workflow.unsafe.imports_passed_through():
         ReverseRequest,
         SettleRequest,
     )
-    from models.stock import Allocation
-    from models.tasks import (
+    from contracts.stock import Allocation
+    from contracts.tasks import (
         OpenTask,
         ShipmentRevision,
         ShortageReport,
@@ -98,7 +99,7 @@ class Changes:
 
 
 def line_pos(key: str) -> int:
-    """The order line a reservation key holds (``models.stock.reservation_key`` shape)."""
+    """The order line a reservation key holds (``contracts.stock.reservation_key`` shape)."""
     return int(key.split(":")[-3])
 
 
@@ -372,9 +373,9 @@ class OrderChanges:
                                               timeout=min(EXTRA_PAYMENT_POLL, deadline - workflow.now()))
             except TimeoutError:
                 st = await call("payment_status", extra.md_order, result_type=PaymentStatusResult)
-                if st.order_status in (1, 2):
+                if st.state in (PaymentState.held, PaymentState.captured):
                     extra.event = PaymentEvent(md_order=extra.md_order, operation="approved", success=True)
-                elif st.order_status == 6:
+                elif st.state == PaymentState.declined:
                     extra.event = PaymentEvent(md_order=extra.md_order, operation="approved", success=False)
 
     def _on_extra_payment(self, event: PaymentEvent) -> bool:

@@ -42,9 +42,9 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from models.edits import EditAnswer, EditHold, EditOutcome, LineEdit, OrderEdit
-    from models.money import format_money
-    from models.order import (
+    from contracts.edits import EditAnswer, EditHold, EditOutcome, LineEdit, OrderEdit
+    from domain.money import format_money
+    from contracts.order import (
         CatalogLine,
         DeliveryMethod,
         LineRequest,
@@ -56,7 +56,7 @@ with workflow.unsafe.imports_passed_through():
         ShipmentState,
         line_portion,
     )
-    from models.steps import (
+    from contracts.steps import (
         ErrorType,
         PaymentRegistered,
         PriceRequest,
@@ -68,8 +68,8 @@ with workflow.unsafe.imports_passed_through():
         SettleRequest,
         StockViewRequest,
     )
-    from models.stock import Allocation, StockView
-    from models.tasks import ShipmentRevision
+    from contracts.stock import Allocation, StockView
+    from contracts.tasks import ShipmentRevision
 
 from workflows.common import call, failure_message, failure_type, local, signal_workflow
 from workflows.human import invalid

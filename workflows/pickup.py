@@ -4,7 +4,7 @@ Mixed into ``OrderWorkflow`` (plain methods, no handlers): the order keeps its s
 projection and its customer messages; this module decides the pickup stage.
 
 1. at placement, promise a ready date: the store's set-aside time, after the slowest
-   transfer when the store lacks some items (``models.pickup.ready_by``);
+   transfer when the store lacks some items (``domain.pickup.ready_by``);
 2. items the store lacks travel from other locations as transfer shipments: one
    ``FulfillmentWorkflow`` each, shipping to the store (tracked, with their own timeline
    entries; the customer is not told "shipped" for a transfer);
@@ -27,8 +27,8 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from models.money import format_money
-    from models.order import (
+    from domain.money import format_money
+    from contracts.order import (
         Address,
         Customer,
         Delivery,
@@ -42,9 +42,9 @@ with workflow.unsafe.imports_passed_through():
         Totals,
         line_portion,
     )
-    from models.pickup import local_text, ready_by, taken_portions
-    from models.reservation import ReservationInput, ReservationResult, ReservationStatus, reservation_workflow_id
-    from models.stock import Allocation, LocationInfo
+    from domain.pickup import local_text, ready_by, taken_portions
+    from contracts.reservation import ReservationInput, ReservationResult, ReservationStatus, reservation_workflow_id
+    from contracts.stock import Allocation, LocationInfo
     from workflows.fulfillment import FulfillmentInput, FulfillmentResult, FulfillmentWorkflow
     from workflows.reservation import ReservationWorkflow
 

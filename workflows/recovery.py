@@ -25,7 +25,7 @@ from temporalio.exceptions import ActivityError
 from workflows.common import failure_message, failure_type
 
 with workflow.unsafe.imports_passed_through():
-    from models.recovery import ParkedStep, RetryRequest
+    from contracts.recovery import ParkedStep, RetryRequest
 
 T = TypeVar("T")
 

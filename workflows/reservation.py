@@ -30,9 +30,9 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from models.messages import mask_phone
-    from models.money import format_money
-    from models.order import (
+    from domain.messages import mask_phone
+    from domain.money import format_money
+    from contracts.order import (
         CancelRequest,
         LineRequest,
         ShipmentState,
@@ -40,8 +40,8 @@ with workflow.unsafe.imports_passed_through():
         StoreEvent,
         TimelineEntry,
     )
-    from models.pickup import hold_window, local_text, reminder_at, settle_plan, taken_portions
-    from models.reservation import (
+    from domain.pickup import hold_window, local_text, reminder_at, settle_plan, taken_portions
+    from contracts.reservation import (
         ReservationInput,
         ReservationPlacement,
         ReservationResult,
@@ -50,7 +50,7 @@ with workflow.unsafe.imports_passed_through():
         SettleResult,
         SettleTaken,
     )
-    from models.steps import (
+    from contracts.steps import (
         CustomerNotice,
         ErpMovement,
         ErrorType,
@@ -59,7 +59,7 @@ with workflow.unsafe.imports_passed_through():
         ReserveRequest,
         StoreMessage,
     )
-    from models.stock import Allocation, reservation_key
+    from contracts.stock import Allocation, reservation_key
 
 from workflows import search
 from workflows.common import call, failure_message, failure_type, local, signal_workflow

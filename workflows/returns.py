@@ -13,7 +13,7 @@ The process, as a retail person tells it:
 4. the store inspects: accepted / rejected per line (POS event ``inspected``); rejected goods go
    back to the customer (kept at the store's counter, or shipped back);
 5. refund through acquiring: ``refund.do`` with the refunded items' ``orderBundle``, the amount
-   from ``models.refunds`` over what was accepted (computed once, under the order's lock);
+   from ``domain.refunds`` over what was accepted (computed once, under the order's lock);
 6. loyalty return: the written-off bonus for those units comes back, their accrual is taken back
    (still pending while the order's return window is open, so the balance never goes negative);
 7. restock at the receiving location in the ledger, then tell the ERP (``Document_Return``);
@@ -40,10 +40,10 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from models.recovery import ParkedStep, RetryRequest
-    from models.messages import mask_phone
-    from models.money import format_money
-    from models.order import (
+    from contracts.recovery import ParkedStep, RetryRequest
+    from domain.messages import mask_phone
+    from domain.money import format_money
+    from contracts.order import (
         CourierEvent,
         DeliveryMethod,
         LineRequest,
@@ -53,7 +53,7 @@ with workflow.unsafe.imports_passed_through():
         StoreEvent,
         TimelineEntry,
     )
-    from models.returns import (
+    from contracts.returns import (
         ExchangeView,
         RefundClaim,
         RefundView,
@@ -64,12 +64,10 @@ with workflow.unsafe.imports_passed_through():
         ReturnMethod,
         ReturnSnapshot,
         ReturnStatus,
-        exchange_difference,
-        inspect,
-        refund_bundle_lines,
     )
-    from models.stock import Allocation, LocationInfo, StockView, reservation_key
-    from models.steps import (
+    from domain.returns import exchange_difference, inspect, refund_bundle_lines
+    from contracts.stock import Allocation, LocationInfo, StockView, reservation_key
+    from contracts.steps import (
         BookedShipment,
         CaptureRequest,
         CustomerNotice,
@@ -94,7 +92,7 @@ from workflows.common import call, failure_message, local
 from workflows.recovery import Recovery
 
 STEP_FAILED = (ActivityError, ApplicationError)
-#: carrier statuses (models.couriers.ShipmentStatus values) meaning the carrier has the parcel
+#: carrier statuses (adapters.wire.couriers.ShipmentStatus values) meaning the carrier has the parcel
 MOVING = {"handed_over", "in_transit", "arrived", "ready_for_pickup"}
 CARRIER = {ReturnMethod.courier_pickup: "cdek", ReturnMethod.post: "post"}
 

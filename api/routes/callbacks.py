@@ -19,10 +19,10 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import SettingsDep, TemporalDep
 from api.errors import ApiError
-from models.couriers import cdek_status
-from models.order import CourierEvent, LineRequest, PaymentEvent, StoreEvent
-from models.payments import verify_callback
-from models.pos import PosEvent
+from adapters.wire.couriers import cdek_status
+from contracts.order import CourierEvent, LineRequest, PaymentEvent, StoreEvent
+from adapters.wire.acquiring import verify_callback
+from adapters.wire.pos import PosEvent
 
 router = APIRouter(prefix="/callbacks", tags=["callbacks"])
 log = structlog.get_logger("api.callbacks")

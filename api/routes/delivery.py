@@ -1,8 +1,8 @@
 """Delivery options for a cart and an address: carrier, method, price and promised dates.
 
 ``POST /v1/delivery-options`` sources the cart over the network's stock exactly as the order
-workflow would (``models.sourcing`` via ``models.planning``), then applies the per-region
-carrier rules (table ``carrier_rule``) to each shipment (``models.delivery``). Placement uses the
+workflow would (``domain.sourcing`` via ``domain.planning``), then applies the per-region
+carrier rules (table ``carrier_rule``) to each shipment (``domain.delivery``). Placement uses the
 same computation (``quote_cart``) to price the chosen option and store its promise on the order.
 """
 
@@ -21,11 +21,11 @@ from adapters.ledger import Ledger
 from api.deps import CatalogDep, LedgerDep, SettingsDep
 from api.errors import ApiError
 from api.schemas import AddressIn, LineIn, Strict
-from models.delivery import DeliveryOption, delivery_options
-from models.order import Address, Delivery, DeliveryMethod
-from models.planning import destination, source_location
-from models.sourcing import SourcingLine, SourcingPlan, SourcingRequest, source
-from models.stock import LocationInfo
+from domain.delivery import DeliveryOption, delivery_options
+from contracts.order import Address, Delivery, DeliveryMethod
+from domain.planning import destination, source_location
+from domain.sourcing import SourcingLine, SourcingPlan, SourcingRequest, source
+from contracts.stock import LocationInfo
 
 router = APIRouter(prefix="/v1", tags=["delivery"])
 

@@ -25,7 +25,7 @@ from api.errors import ApiError, update_refused
 from api.idempotency import idempotent
 from api.routes.delivery import priced_delivery
 from api.schemas import AddressIn, CancelIn, Strict, LineIn, OrderCreated, OrderIn, Page, TotalsOut
-from models.order import (
+from contracts.order import (
     Address,
     AddressChange,
     CancelRequest,
@@ -38,9 +38,9 @@ from models.order import (
     Placement,
     order_workflow_id,
 )
-from models.edits import EditOutcome, LineEdit, OrderEdit
-from models.steps import ErrorType
-from models.stock import LocationInfo
+from contracts.edits import EditOutcome, LineEdit, OrderEdit
+from contracts.steps import ErrorType
+from contracts.stock import LocationInfo
 from settings import Settings
 from workflows import search
 from workflows.human import INVALID_DECISION

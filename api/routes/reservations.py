@@ -22,14 +22,14 @@ from api.errors import ApiError, update_refused
 from api.idempotency import idempotent
 from api.routes.orders import _normal_phone, catalog_lines, new_order_id, pickup_store
 from api.schemas import CancelIn, ReservationCreated, ReservationIn
-from models.order import CancelRequest, Customer, OrderLine
-from models.reservation import (
+from contracts.order import CancelRequest, Customer, OrderLine
+from contracts.reservation import (
     ReservationInput,
     ReservationPlacement,
     ReservationStatus,
     reservation_workflow_id,
 )
-from models.steps import ErrorType
+from contracts.steps import ErrorType
 from workflows.reservation import ReservationWorkflow
 
 router = APIRouter(prefix="/v1/reservations", tags=["reservations"])

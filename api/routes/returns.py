@@ -27,20 +27,19 @@ from api.errors import ApiError, update_refused
 from api.idempotency import idempotent
 from api.routes.history import RetryIn
 from api.schemas import AddressIn, Strict
-from models.order import Address, DeliveryMethod, OrderSnapshot
-from models.returns import (
+from contracts.order import Address, DeliveryMethod, OrderSnapshot
+from contracts.returns import (
     ExchangeRequest,
     ReturnInput,
     ReturnLineRequest,
     ReturnMethod,
-    ReturnRefused,
     ReturnSnapshot,
     ReturnStatus,
-    check_request,
     return_workflow_id,
 )
-from models.recovery import RetryRequest
-from models.stock import LocationInfo
+from domain.returns import ReturnRefused, check_request
+from contracts.recovery import RetryRequest
+from contracts.stock import LocationInfo
 from settings import Settings
 from workflows.returns import ReturnWorkflow
 

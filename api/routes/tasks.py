@@ -19,7 +19,7 @@ from adapters.tasks_repo import TaskConflict, TasksRepo, row_json
 from api.deps import CatalogDep, LedgerDep, TemporalDep
 from api.errors import ApiError
 from api.schemas import Strict
-from models.tasks import SubstituteOffer, TaskAction, TaskDecision, TaskKind, TaskOutcome, TaskStatus
+from contracts.tasks import SubstituteOffer, TaskAction, TaskDecision, TaskKind, TaskOutcome, TaskStatus
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 log = structlog.get_logger("api.tasks")

@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 
 from adapters.couriers import CdekClient, Courier
 from adapters.errors import ExternalRefusal, ExternalUnavailable
-from models.couriers import (
+from adapters.wire.couriers import (
     BookingRequest,
     ParcelItem,
     Recipient,

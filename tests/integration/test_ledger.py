@@ -14,8 +14,8 @@ from sqlalchemy import text
 from adapters.catalog import CatalogRepo
 from adapters.delivery import DeliveryRepo
 from adapters.ledger import Ledger, OutOfStock, ReservationConflict
-from models.promise import DeliveryMethod
-from models.stock import Allocation, LocationInfo, StockLevel
+from domain.promise import DeliveryMethod
+from contracts.stock import Allocation, LocationInfo, StockLevel
 
 
 def uid() -> str:
@@ -156,7 +156,7 @@ async def test_availability_filters_by_region_and_location(engine: Any) -> None:
 
 
 async def test_seeded_carrier_rules_cover_the_demo_regions(engine: Any) -> None:
-    from models.planning import REGION_UTC_OFFSET_MIN
+    from domain.planning import REGION_UTC_OFFSET_MIN
     from sandbox.demo_data import generate
 
     repo = DeliveryRepo(engine)

@@ -15,7 +15,7 @@ from conftest import wait_for
 
 from adapters.couriers import CdekClient, Courier, CourierRegistry, RussianPostClient
 from adapters.errors import ExternalRefusal, ExternalUnavailable
-from models.couriers import (
+from adapters.wire.couriers import (
     BookingRequest,
     ParcelItem,
     Recipient,

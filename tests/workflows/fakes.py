@@ -10,8 +10,8 @@ from typing import Any, Callable
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from models.order import OrderLine, OrderSnapshot
-from models.steps import (
+from contracts.order import OrderLine, OrderSnapshot, PaymentState
+from contracts.steps import (
     BookedShipment,
     CaptureRequest,
     CustomerNotice,
@@ -37,7 +37,7 @@ from models.steps import (
     StoreMessage,
     TrackingResult,
 )
-from models.stock import Availability, LocationInfo, StockView
+from contracts.stock import Availability, LocationInfo, StockView
 
 MSK = LocationInfo(id="MSK-001", name="Москва, Тверская", kind="store", city="Москва", region="RU-MOW",
                    lat=55.76, lon=37.61, opens_at=None, closes_at=None)
@@ -53,7 +53,7 @@ class World:
     held: dict[str, tuple[str, str, int]] = field(default_factory=dict)  # key -> (sku, loc, qty)
     consumed: dict[str, tuple[str, str, int]] = field(default_factory=dict)
     calls: Counter[str] = field(default_factory=Counter)
-    payment_status: int = 0
+    payment_status: PaymentState = PaymentState.registered  # what the bank answers when asked
     captured: list[int] = field(default_factory=list)
     reversed: int = 0
     loyalty: str = "none"  # none | held | committed | rolled_back
@@ -186,7 +186,7 @@ class World:
         @activity.defn(name="payment_status")
         async def payment_status(md_order: str) -> PaymentStatusResult:
             w.calls["payment_status"] += 1
-            return PaymentStatusResult(md_order=md_order, order_status=w.payment_status)
+            return PaymentStatusResult(md_order=md_order, state=w.payment_status)
 
         @activity.defn(name="capture_payment")
         async def capture_payment(req: CaptureRequest) -> None:
@@ -201,7 +201,7 @@ class World:
         @activity.defn(name="decline_payment")
         async def decline_payment(md_order: str) -> None:
             w.calls["decline_payment"] += 1
-            if w.payment_status in (1, 2):
+            if w.payment_status in (PaymentState.held, PaymentState.captured):
                 raise ApplicationError("already paid", type=ErrorType.ALREADY_PAID, non_retryable=True)
             w.declined.append(md_order)
 

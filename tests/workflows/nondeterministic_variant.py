@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from temporalio import workflow
 
-from models.order import OrderInput, OrderStatus
+from contracts.order import OrderInput, OrderStatus
 from workflows.common import call
 from workflows.order import OrderWorkflow as RealOrderWorkflow
 

@@ -1,6 +1,6 @@
 """Stand-in activities for ReturnWorkflow tests, registered under the real activity names.
 
-The refund is computed with the real pure math (``models.refunds`` through ``paid_lines``) over
+The refund is computed with the real pure math (``domain.refunds`` through ``paid_lines``) over
 a fixed order, keeping what earlier returns took, as ``adapters.returns_repo`` does in PostgreSQL."""
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ from typing import Any, Callable
 
 from temporalio import activity
 
-from models.order import OrderLine
-from models.stock import Availability, LocationInfo, StockView
-from models.refunds import refund_return
-from models.returns import RefundClaim, RefundView, RestockRequest, ReturnSnapshot, paid_lines, refund_view
-from models.steps import (
+from contracts.order import OrderLine
+from contracts.stock import Availability, LocationInfo, StockView
+from domain.refunds import refund_return
+from contracts.returns import RefundClaim, RefundView, RestockRequest, ReturnSnapshot
+from domain.returns import paid_lines, refund_view
+from contracts.steps import (
     BookedShipment,
     CaptureRequest,
     CustomerNotice,

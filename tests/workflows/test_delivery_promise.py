@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from fakes import World
-from models.order import CourierEvent, Delivery, OrderStatus, PaymentEvent, StoreEvent
+from contracts.order import CourierEvent, Delivery, OrderStatus, PaymentEvent, StoreEvent
 from test_order_workflow import ADDRESS, child_started, order_input, start, wait_until, worker
 from workflows.fulfillment import FulfillmentWorkflow
 from workflows.order import OrderWorkflow

@@ -32,7 +32,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, Worker
 
 from fakes import World
-from models.order import (
+from contracts.order import (
     Address,
     CancelRequest,
     CatalogLine,
@@ -47,12 +47,12 @@ from models.order import (
     PaymentEvent,
     StoreEvent,
 )
-from models.recovery import RetryRequest
-from models.returns import ReturnInput, ReturnMethod, ReturnStatus
-from models.tasks import SubstituteOffer, TaskAction, TaskDecision
+from contracts.recovery import RetryRequest
+from contracts.returns import ReturnInput, ReturnMethod, ReturnStatus
+from contracts.tasks import SubstituteOffer, TaskAction, TaskDecision
 from people_fakes import PeopleWorld
 from return_fakes import ORDER_LINES, ReturnWorld
-from models.edits import LineEdit
+from contracts.edits import LineEdit
 from test_order_edits import edit, placed
 from test_people_workflow import Run, SlowCourierWorld, _shortage_task
 from test_return_workflow import deliver_replacement, exchange_input, return_input, store_event, wait_status
@@ -488,8 +488,8 @@ async def scenario_pickup_click_and_collect(env: Any, queue: str) -> Any:
 
 def _reservation_scenario(rid: str, ending: str) -> Callable[[Any, str], Awaitable[Any]]:
     async def scenario(env: Any, queue: str) -> Any:
-        from models.order import OrderLine
-        from models.reservation import ReservationInput
+        from contracts.order import OrderLine
+        from contracts.reservation import ReservationInput
         from pickup_fakes import PickupWorld
         from fakes import MSK
         from workflows.reservation import ReservationWorkflow

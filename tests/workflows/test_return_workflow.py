@@ -14,17 +14,18 @@ from temporalio.client import WorkflowHandle
 from temporalio.worker import Worker
 
 from return_fakes import DELIVERY, ORDER_LINES, ReturnWorld
-from models.order import Address, CourierEvent, Customer, LineRequest, StoreEvent
-from models.refunds import refund_return
-from models.returns import ReturnInput, ReturnLine, ReturnMethod, ReturnStatus, paid_lines
-from models.stock import LocationInfo
+from contracts.order import Address, CourierEvent, Customer, LineRequest, StoreEvent
+from domain.refunds import refund_return
+from contracts.returns import ReturnInput, ReturnLine, ReturnMethod, ReturnStatus
+from domain.returns import paid_lines
+from contracts.stock import LocationInfo
 from workflows.returns import ReturnWorkflow
 from temporalio import activity
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from models.recovery import RetryRequest
-from models.steps import ErrorType, RefundRequest
+from contracts.recovery import RetryRequest
+from contracts.steps import ErrorType, RefundRequest
 
 @pytest.fixture(scope="module")
 async def ts_env() -> Any:
@@ -206,8 +207,8 @@ async def test_a_parcel_on_its_way_is_not_abandoned_at_the_deadline(ts_env: Any)
 
 
 # --- exchange ---------------------------------------------------------------------------------------------
-from models.order import Delivery, DeliveryMethod, PaymentEvent  # noqa: E402
-from models.returns import ExchangeRequest  # noqa: E402
+from contracts.order import Delivery, DeliveryMethod, PaymentEvent  # noqa: E402
+from contracts.returns import ExchangeRequest  # noqa: E402
 from workflows.fulfillment import FulfillmentWorkflow  # noqa: E402
 
 

@@ -310,7 +310,7 @@ class StoreEvent:
 class CourierEvent:
     """A carrier status (CDEK webhook, or a polled tracking record), normalised."""
 
-    status: str  # models.couriers.ShipmentStatus value
+    status: str  # adapters.wire.couriers.ShipmentStatus value
     code: str = ""
     at: datetime | None = None
     city: str | None = None

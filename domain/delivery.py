@@ -3,7 +3,7 @@
 ``delivery_options(shipments, locations, rules, region=..., now=..., assembly_minutes=...)``
 answers "how can this cart reach this address, for how much, and when": for each
 shipment of the plan (one location each) the goods are ready when that location has
-assembled them (``models.promise.ready_time``: opening hours, assembly time, in the
+assembled them (``domain.promise.ready_time``: opening hours, assembly time, in the
 location's own time zone), handed to the carrier on the day of readiness or the next day
 after the rule's cut-off, and delivered within the rule's days (``promise_window``).
 
@@ -12,7 +12,7 @@ every shipment's route (destination region, sending location); per shipment the 
 the pair is taken (earliest last day, then earliest first day, then cheapest). The promised
 window of the option is the latest over its shipments (the customer has everything by then);
 its price is the highest rule price over the shipments: the customer pays delivery once per
-order, whatever the number of shipments (as ``models.planning.delivery_price`` does).
+order, whatever the number of shipments (as ``domain.planning.delivery_price`` does).
 
 Lateness (``shipment_late``) is judged on the calendar in the customer's region.
 No I/O, no clock: ``now`` is an argument.
@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Mapping, Sequence
 
-from models.planning import REGION_UTC_OFFSET_MIN
-from models.promise import CarrierRule, DeliveryMethod, is_late, promise_window, ready_time, rules_for
-from models.sourcing import PlannedShipment
-from models.stock import LocationInfo
+from domain.planning import REGION_UTC_OFFSET_MIN
+from domain.promise import CarrierRule, DeliveryMethod, is_late, promise_window, ready_time, rules_for
+from domain.sourcing import PlannedShipment
+from contracts.stock import LocationInfo
 
 __all__ = ["ShipmentPromise", "DeliveryOption", "delivery_options", "region_tz", "shipment_late", "hhmm"]
 
@@ -102,7 +102,7 @@ def delivery_options(
             d_from, d_to = promise_window(now=local_now, ready_at=ready, rule=rule)
             key = (rule.carrier, DeliveryMethod(rule.method).value)
             held = best.get(key)
-            # the same order as models.promise.quote: earliest last day, first day, then cheapest
+            # the same order as domain.promise.quote: earliest last day, first day, then cheapest
             if held is None or (d_to, d_from, rule.price) < (held[0].date_to, held[0].date_from, held[1]):
                 best[key] = (ShipmentPromise(loc.id, ready, rule.cutoff, d_from, d_to), rule.price, rule.currency)
         per_shipment.append(best)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from models.order import OrderLine, Totals
+from contracts.order import OrderLine, Totals
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from models.order import OrderLine
+from contracts.order import OrderLine
 
 
 class TaskKind(StrEnum):

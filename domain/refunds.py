@@ -6,7 +6,7 @@ How an order's money reaches a unit
 -----------------------------------
 1. ``allocate``: the order-level discount is prorated over the lines by their gross (the
    line amount after its own line discount) and the bonus write-off by what is left of each
-   line after that discount, both by largest remainder (``models.money.prorate``), so the
+   line after that discount, both by largest remainder (``domain.money.prorate``), so the
    parts add up exactly and no line is discounted or written off below zero.
 2. A ``PaidLine`` then carries the line's totals: ``discount`` (line + its share of the
    order discount) and ``bonus``; the customer paid ``paid = unit_price*qty - discount - bonus``
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Mapping, Sequence
 
-from models.money import prorate
+from domain.money import prorate
 
 __all__ = [
     "PaidLine",

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from models.order import CancelRequest, Channel, Customer, LineRequest, OrderLine, TimelineEntry
-from models.stock import Allocation, LocationInfo
+from contracts.order import CancelRequest, Channel, Customer, LineRequest, OrderLine, TimelineEntry
+from contracts.stock import Allocation, LocationInfo
 
 __all__ = [
     "ReservationStatus",

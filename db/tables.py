@@ -133,7 +133,7 @@ class CarrierRuleRow(SQLModel, table=True):
     """One per-region delivery rule (couriers.md, "Per-region rules"): which carrier serves a
     destination region, how (courier | pickup_point | post), for what price and in how many days,
     with the latest hand-over time at the sending location; optionally only from some locations.
-    Read as ``models.promise.CarrierRule`` by ``adapters.delivery.DeliveryRepo``."""
+    Read as ``domain.promise.CarrierRule`` by ``adapters.delivery.DeliveryRepo``."""
 
     __tablename__ = "carrier_rule"
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Mapping
 
+from contracts.order import PaymentState
+
 #: parameters that are not part of the signed string (reference: "drop checksum and sign_alias")
 UNSIGNED_PARAMS = frozenset({"checksum", "sign_alias"})
 
@@ -34,8 +36,9 @@ CURRENCY_NUMERIC: dict[str, str] = {
 CURRENCY_ALPHA: dict[str, str] = {v: k for k, v in CURRENCY_NUMERIC.items()}
 
 
-class PaymentState(IntEnum):
-    """The gateway's ``orderStatus`` codes (reference, getOrderStatusExtended.do)."""
+class BankOrderStatus(IntEnum):
+    """The gateway's ``orderStatus`` codes (reference, getOrderStatusExtended.do). Wire only: the
+    adapter translates them into :class:`contracts.order.PaymentState` (:func:`payment_state`)."""
 
     REGISTERED = 0  #: registered, not paid
     HELD = 1  #: amount held (two-stage payment, approved)
@@ -77,7 +80,7 @@ class PaymentStatus:
 
     md_order: str
     order_number: str
-    order_status: int  #: a :class:`PaymentState` value
+    state: PaymentState  #: ``orderStatus`` in our terms (:func:`payment_state`)
     approved: int
     deposited: int
     refunded: int
@@ -87,9 +90,23 @@ class PaymentStatus:
     amount: int = 0  #: the registered order amount
     currency: str = "RUB"
 
-    @property
-    def state(self) -> PaymentState:
-        return PaymentState(self.order_status)
+
+#: ``orderStatus`` → our payment state (an ACS/3-D Secure in progress is still waiting for the payer)
+PAYMENT_STATE: dict[BankOrderStatus, PaymentState] = {
+    BankOrderStatus.REGISTERED: PaymentState.registered,
+    BankOrderStatus.HELD: PaymentState.held,
+    BankOrderStatus.DEPOSITED: PaymentState.captured,
+    BankOrderStatus.REVERSED: PaymentState.reversed,
+    BankOrderStatus.REFUNDED: PaymentState.refunded,
+    BankOrderStatus.ACS_STARTED: PaymentState.registered,
+    BankOrderStatus.DECLINED: PaymentState.declined,
+}
+
+
+def payment_state(order_status: int) -> PaymentState:
+    """The gateway's ``orderStatus`` code as our :class:`PaymentState`; ``ValueError`` for a code
+    the reference does not list."""
+    return PAYMENT_STATE[BankOrderStatus(order_status)]
 
 
 def _signed_string(params: Mapping[str, str]) -> str:

@@ -1,6 +1,6 @@
 """What a storefront shows about a SKU's stock across the network (pure).
 
-``summarize(sku, rows, locations)`` turns ledger rows (``models.stock.Availability``) into the
+``summarize(sku, rows, locations)`` turns ledger rows (``contracts.stock.Availability``) into the
 available units per location and in total, and a sentence in Russian such as
 "в наличии в 3 магазинах Москвы" or "в наличии в 5 магазинах в 2 городах и на складе
 интернет-магазина". Stores count when they hand out orders (``pickup``); warehouses count as
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from models.stock import Availability, LocationInfo
+from contracts.stock import Availability, LocationInfo
 
 __all__ = ["LocationStock", "SkuAvailability", "summarize", "summary_text", "CITY_GENITIVE"]
 

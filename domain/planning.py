@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, time
 
-from models.order import DeliveryMethod, Delivery, OrderInput
-from models.sourcing import (
+from contracts.order import DeliveryMethod, Delivery, OrderInput
+from domain.sourcing import (
     Destination,
     SourceLocation,
     SourcingLine,
@@ -14,7 +14,7 @@ from models.sourcing import (
     SourcingRequest,
     source,
 )
-from models.stock import LocationInfo, StockView
+from contracts.stock import LocationInfo, StockView
 
 #: UTC offsets of the demo regions (Russia and Kazakhstan keep no summer time)
 REGION_UTC_OFFSET_MIN: dict[str, int] = {

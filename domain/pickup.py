@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from models.order import LineRequest, OrderLine, line_portion
-from models.planning import REGION_UTC_OFFSET_MIN
-from models.sourcing import haversine_km
-from models.stock import Allocation, LocationInfo
+from contracts.order import LineRequest, OrderLine, line_portion
+from domain.planning import REGION_UTC_OFFSET_MIN
+from domain.sourcing import haversine_km
+from contracts.stock import Allocation, LocationInfo
 
 #: the customer is reminded this long before the hold ends (holds of a day or less: no reminder)
 REMIND_BEFORE = timedelta(days=1)

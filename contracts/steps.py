@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from models.order import Address, CatalogLine, Customer, LineRequest, OrderLine
-from models.stock import Allocation
+from contracts.order import Address, CatalogLine, Customer, LineRequest, OrderLine, PaymentState
+from contracts.stock import Allocation
 
 
 # --- errors (ApplicationError.type) -----------------------------------------------------------
@@ -135,7 +135,7 @@ class PaymentRegistered:
 @dataclass(frozen=True)
 class PaymentStatusResult:
     md_order: str
-    order_status: int  # 0 registered, 1 held, 2 deposited, 3 reversed, 4 refunded, 6 declined
+    state: PaymentState  # the bank's orderStatus in our terms (translated by the acquiring adapter)
     approved: int = 0
     deposited: int = 0
     refunded: int = 0
@@ -241,7 +241,7 @@ class BookedShipment:
 
 @dataclass(frozen=True)
 class TrackingResult:
-    status: str  # models.couriers.ShipmentStatus value
+    status: str  # adapters.wire.couriers.ShipmentStatus value
     code: str = ""
     at: datetime | None = None
     city: str | None = None
@@ -253,5 +253,5 @@ class CustomerNotice:
     key: str  # one message per status change: "<workflow id>:<event>"
     phone: str
     email: str | None
-    event: str  # models.messages template name
+    event: str  # domain.messages template name
     params: dict[str, Any] = field(default_factory=dict)
