@@ -109,7 +109,7 @@ def _run(coro_fn, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
 
 async def _client():  # type: ignore[no-untyped-def]
     from settings import get_settings
-    from worker import connect
+    from adapters.temporal import connect
 
     return await connect(get_settings())
 

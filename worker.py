@@ -16,10 +16,10 @@ import httpx
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from activities.couriers import CourierActivities
+from activities.delivery import DeliveryActivities
 from activities.erp import ErpActivities
 from activities.loyalty import LoyaltyActivities
 from activities.notify import NotifyActivities
@@ -34,6 +34,7 @@ from adapters.acquiring import AcquiringClient
 from adapters.catalog import CatalogRepo
 from adapters.couriers import CdekClient, CourierRegistry, RussianPostClient
 from adapters.db import make_engine
+from adapters.delivery import DeliveryRepo
 from adapters.erp import ErpClient
 from adapters.ledger import Ledger
 from adapters.loyalty import LoyaltyClient
@@ -42,18 +43,15 @@ from adapters.orders_repo import OrdersRepo
 from adapters.pos import PosClient
 from adapters.reservations_repo import ReservationsRepo
 from adapters.tasks_repo import TasksRepo
-from observability import make_activity_interceptor, serve_metrics, tracing_interceptors, worker_runtime
+from adapters.temporal import connect
+from observability import make_activity_interceptor, serve_metrics, worker_runtime
 from adapters.returns_repo import ReturnsRepo
 from settings import Settings, get_settings
 from workflows.erp_sync import ErpStockSyncWorkflow
-from workflows.fulfillment import FulfillmentWorkflow
-from workflows.order import OrderWorkflow
-from workflows.reservation import ReservationWorkflow
-from workflows.returns import ReturnWorkflow
+from workflows.registry import WORKFLOWS
 
 log = structlog.get_logger("worker")
 
-WORKFLOWS: list[type] = [OrderWorkflow, FulfillmentWorkflow, ErpStockSyncWorkflow, ReturnWorkflow, ReservationWorkflow]
 
 
 @dataclass
@@ -106,10 +104,11 @@ async def wiring(settings: Settings, engine: AsyncEngine | None = None) -> Async
                             catalog, ledger, engine, currency=settings.currency)
         tasks = TaskActivities(TasksRepo(engine))
         local_acts = [stock.load_stock_view, stock.reserve_stock, stock.rehold_stock, stock.release_stock, stock.consume_stock,
-                      projection.save_order, returns.save_return, returns.settle_return_refund,
+                      projection.save_order, returns.register_return, returns.save_return, returns.settle_return_refund,
                       returns.restock_return]
         reservations = ReservationActivities(ReservationsRepo(engine), ledger)
-        local_acts += [reservations.save_reservation, reservations.settle_reservation]
+        local_acts += [reservations.save_reservation, reservations.settle_reservation,
+                       DeliveryActivities(DeliveryRepo(engine)).load_carrier_rules]
         acts = [
             payments.register_payment, payments.payment_status, payments.capture_payment,
             payments.reverse_payment, payments.refund_payment, payments.decline_payment,
@@ -180,12 +179,6 @@ async def bootstrap(client: Client, settings: Settings, *, schedules: bool = Tru
         )
         result = await handle.result()
         log.info("erp.initial_sync", **result.__dict__)
-
-
-async def connect(settings: Settings, runtime: Any = None) -> Client:
-    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
-                                data_converter=pydantic_data_converter, runtime=runtime,
-                                interceptors=tracing_interceptors(settings.otel_enabled))
 
 
 async def run_worker(settings: Settings | None = None) -> None:

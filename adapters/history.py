@@ -164,7 +164,7 @@ def _core_message(text: str) -> str:
 
 def replay_workflows(spec: str | None) -> list[type]:
     """The worker's workflows, or ``module:Class[,module:Class]`` (e.g. a candidate version to check)."""
-    from worker import WORKFLOWS
+    from workflows.registry import WORKFLOWS
 
     if not spec:
         return list(WORKFLOWS)

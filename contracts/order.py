@@ -186,6 +186,7 @@ class Placement:
     payment_url: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+    error_field: str | None = None  # the request field at fault (e.g. ``delivery.method``)
 
 
 @dataclass(frozen=True)

@@ -31,10 +31,11 @@ class ReturnStatus(StrEnum):
     completed = "completed"
     rejected = "rejected"  # nothing accepted at inspection: the goods go back to the customer
     abandoned = "abandoned"  # no parcel within the receipt window
+    refused = "refused"  # the rules refused it at registration (another return took the units): nothing saved
 
     @property
     def is_final(self) -> bool:
-        return self in (ReturnStatus.completed, ReturnStatus.rejected, ReturnStatus.abandoned)
+        return self in (ReturnStatus.completed, ReturnStatus.rejected, ReturnStatus.abandoned, ReturnStatus.refused)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class ReturnInput:
     exchange: ExchangeRequest | None = None
     delivery: Delivery | None = None  # where an exchange's replacement ships (the order's delivery)
     payment_window_hours: int = 72  # an exchange's extra payment must come within this window
+    window_days: int = 14  # the return window (checked again when the return registers)
 
 
 @dataclass(frozen=True)

@@ -255,3 +255,24 @@ class CustomerNotice:
     email: str | None
     event: str  # domain.messages template name
     params: dict[str, Any] = field(default_factory=dict)
+
+
+# --- delivery ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CarrierRulesRequest:
+    region: str  # the destination region (ISO 3166-2, e.g. RU-MOW)
+
+
+@dataclass(frozen=True)
+class CarrierRuleRow:
+    """A carrier rule as it crosses into a workflow (``domain.promise.CarrierRule`` once there)."""
+
+    carrier: str
+    method: str  # courier | pickup_point | post
+    region: str
+    price: int  # minor units, for the whole order
+    days_min: int
+    days_max: int
+    cutoff: str  # "HH:MM", the sending location's local time
+    from_location_ids: list[str] | None = None
+    currency: str = "RUB"

@@ -61,3 +61,15 @@ class StockView:
 
 def reservation_key(owner: str, pos_id: int, location_id: str, attempt: int = 1) -> str:
     return f"{owner}:{pos_id}:{location_id}:{attempt}"
+
+
+def line_key(owner: str, pos_id: int, location_id: str, suffix: str) -> str:
+    """A hold of one order line at one location; ``suffix`` tells which step took it (``e<n>`` an
+    edit, ``s<n>``/``v<n>`` a substitution, ``m<n>`` a move, ``x<n>`` an edit's interim extra units).
+    Same shape as :func:`reservation_key`: the line's position is third from the end."""
+    return f"{owner}:{pos_id}:{location_id}:{suffix}"
+
+
+def line_pos(key: str) -> int:
+    """The order line a hold's key belongs to (:func:`reservation_key` / :func:`line_key` shape)."""
+    return int(key.split(":")[-3])

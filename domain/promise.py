@@ -63,6 +63,15 @@ class CarrierRule:
     from_location_ids: frozenset[str] | None = None
     currency: str = "RUB"
 
+    @classmethod
+    def parse(cls, *, carrier: str, method: str, region: str, price: int, days_min: int, days_max: int, cutoff: str,
+              from_location_ids: list[str] | None = None, currency: str = "RUB") -> CarrierRule:
+        """A rule from plain values (``cutoff`` as ``"HH:MM"``), as stored or as crossing into a workflow."""
+        hh, mm = cutoff.split(":")
+        return cls(carrier=carrier, method=DeliveryMethod(method), region=region, price=price, days_min=days_min,
+                   days_max=days_max, cutoff=time(int(hh), int(mm)),
+                   from_location_ids=frozenset(from_location_ids) if from_location_ids else None, currency=currency)
+
     def __post_init__(self) -> None:
         if self.price < 0:
             raise ValueError(f"CarrierRule {self.carrier}: price must be >= 0")

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Awaitable, Callable
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.erp import ErpActivities
     from contracts.steps import ImportResult
 
 from workflows.common import call
@@ -41,14 +43,18 @@ class SyncResult:
 class ErpStockSyncWorkflow:
     @workflow.run
     async def run(self, inp: SyncInput) -> SyncResult:
-        long_import = {"start_to_close": timedelta(minutes=30), "schedule_to_close": timedelta(hours=1),
-                       "heartbeat": timedelta(seconds=60), "retry": IMPORT_RETRY}
         if inp.mode == "delta":
-            delta = await call("import_stock_delta", result_type=ImportResult, **long_import)
+            delta = await _import(ErpActivities.import_stock_delta)
             return SyncResult(mode="delta", stock_rows=delta.rows, version=delta.version)
-        locations = await call("import_locations", result_type=ImportResult, **long_import)
-        products = await call("import_products", result_type=ImportResult, **long_import)
-        prices = await call("import_prices", result_type=ImportResult, **long_import)
-        stock = await call("import_stock_full", result_type=ImportResult, **long_import)
+        locations = await _import(ErpActivities.import_locations)
+        products = await _import(ErpActivities.import_products)
+        prices = await _import(ErpActivities.import_prices)
+        stock = await _import(ErpActivities.import_stock_full)
         return SyncResult(mode="full", locations=locations.rows, products=products.rows, prices=prices.rows,
                           stock_rows=stock.rows, version=stock.version)
+
+
+async def _import(step: Callable[[ErpActivities], Awaitable[ImportResult]]) -> ImportResult:
+    """A long paged import: heartbeating, resumable from its last page, retried a few times."""
+    return await call(step, start_to_close=timedelta(minutes=30), schedule_to_close=timedelta(hours=1),
+                      heartbeat=timedelta(seconds=60), retry=IMPORT_RETRY)

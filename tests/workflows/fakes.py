@@ -13,6 +13,8 @@ from temporalio.exceptions import ApplicationError
 from contracts.order import OrderLine, OrderSnapshot, PaymentState
 from contracts.steps import (
     BookedShipment,
+    CarrierRuleRow,
+    CarrierRulesRequest,
     CaptureRequest,
     CustomerNotice,
     ErpMovement,
@@ -38,6 +40,7 @@ from contracts.steps import (
     TrackingResult,
 )
 from contracts.stock import Availability, LocationInfo, StockView
+from domain.promise import CarrierRule
 
 MSK = LocationInfo(id="MSK-001", name="Москва, Тверская", kind="store", city="Москва", region="RU-MOW",
                    lat=55.76, lon=37.61, opens_at=None, closes_at=None)
@@ -67,6 +70,7 @@ class World:
     bonus_balance_spent: int = 0
     declined: list[str] = field(default_factory=list)  # payment registrations closed (decline.do)
     erp_orders: list[ErpOrderExport] = field(default_factory=list)  # customer orders updated in the ERP
+    carrier_rules: list[CarrierRule] = field(default_factory=list)  # none: the default delivery price
 
     def units_held(self) -> int:
         return sum(q for _, _, q in self.held.values())
@@ -133,6 +137,12 @@ class World:
                     w.consumed[key] = w.held.pop(key)
                     units += w.consumed[key][2]
             return units
+
+        @activity.defn(name="load_carrier_rules")
+        async def load_carrier_rules(req: CarrierRulesRequest) -> list[CarrierRuleRow]:
+            return [CarrierRuleRow(carrier=r.carrier, method=r.method.value, region=r.region, price=r.price,
+                                   days_min=r.days_min, days_max=r.days_max, cutoff=r.cutoff.strftime("%H:%M"))
+                    for r in w.carrier_rules if r.region == req.region]
 
         @activity.defn(name="save_order")
         async def save_order(s: OrderSnapshot) -> None:
@@ -247,7 +257,7 @@ class World:
         async def track_shipment(b: BookedShipment) -> TrackingResult:
             return TrackingResult(status="created")
 
-        return [load_stock_view, reserve_stock, rehold_stock, release_stock, consume_stock, save_order, price_cart, begin_loyalty,
+        return [load_carrier_rules, load_stock_view, reserve_stock, rehold_stock, release_stock, consume_stock, save_order, price_cart, begin_loyalty,
                 commit_loyalty, rollback_loyalty, activate_bonus, register_payment, payment_status, capture_payment,
                 reverse_payment, decline_payment, export_order, update_erp_order, post_sale, notify_customer, create_pos_task, cancel_pos_task,
                 notify_store, book_shipment, cancel_shipment, track_shipment]

@@ -57,7 +57,7 @@ from test_order_edits import edit, placed
 from test_people_workflow import Run, SlowCourierWorld, _shortage_task
 from test_return_workflow import deliver_replacement, exchange_input, return_input, store_event, wait_status
 from tooling_fakes import erp_imports, refusing
-from worker import WORKFLOWS as RUNNING_WORKFLOWS
+from workflows.registry import WORKFLOWS as RUNNING_WORKFLOWS
 from workflows import search
 from workflows.erp_sync import ErpStockSyncWorkflow, SyncInput
 from workflows.fulfillment import FulfillmentWorkflow
@@ -69,7 +69,7 @@ HISTORIES = ROOT / "tests" / "histories"
 REFRESH = os.environ.get("ORKESTR_REFRESH_HISTORIES") == "1"
 #: every workflow type the worker runs (worker.WORKFLOWS): the replayer needs each type that appears in a
 #: history (ReturnWorkflow starts FulfillmentWorkflow children for exchanges), and every one of them must
-#: have golden histories. The mixins (OrderChanges, AssemblyEscalation, Recovery, TaskBoard) are parts of
+#: have golden histories. The helpers (Edits, Substitutions, EscalationLadder, Recovery, TaskBoard, …) are parts of
 #: these classes, not workflow types of their own.
 WORKFLOWS: list[type] = list(RUNNING_WORKFLOWS)
 ADDRESS = Address(region="RU-MOW", city="Москва", line="ул. Тверская, 1", postcode="125009")
