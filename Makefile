@@ -30,9 +30,14 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+## the linter and the type checker (both also run in make test: tests/unit/test_types.py)
+lint: $(STAMP)
+	$(BIN)/python -m ruff check .
+	$(BIN)/python -m mypy
+
 ## regenerate the golden workflow histories under tests/histories/
 histories: $(STAMP)
 	ORKESTR_REFRESH_HISTORIES=1 $(BIN)/python -m pytest -q tests/workflows/test_golden_histories.py
 
 clean:
-	rm -rf $(VENV) .orkestr .pytest_cache
+	rm -rf $(VENV) .orkestr .pytest_cache .mypy_cache .ruff_cache

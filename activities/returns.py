@@ -93,4 +93,4 @@ class ReturnActivities:
                                    non_retryable=True)
         with refusals_as(ErrorType.COURIER_REFUSED):
             return str(await code_of(Booking(carrier=booked.carrier, external_id=booked.external_id,
-                                              tracking_number=booked.tracking_number)))
+                                              tracking_number=booked.tracking_number or "")))

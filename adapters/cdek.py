@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import structlog
@@ -42,7 +42,7 @@ TARIFF_BY_ENDS: dict[tuple[str, str], int] = {
     ("door", "door"): 139,
 }
 #: delivery_mode → our method
-MODE_METHOD = {1: "courier", 2: "pickup_point", 3: "courier", 4: "pickup_point", 6: "pickup_point", 7: "pickup_point"}
+MODE_METHOD: dict[int, Literal["courier", "pickup_point", "post"]] = {1: "courier", 2: "pickup_point", 3: "courier", 4: "pickup_point", 6: "pickup_point", 7: "pickup_point"}
 #: error codes meaning "an order with this number already exists" (the sandbox's first)
 DUPLICATE_CODES = {"v2_order_number_exists", "v2_entity_already_exists"}
 TOKEN_MARGIN_S = 60
@@ -267,7 +267,7 @@ class CdekClient:
             Quote(
                 carrier=self.carrier,
                 tariff=str(t["tariff_code"]),
-                method=MODE_METHOD.get(int(t.get("delivery_mode", 1)), "courier"),  # type: ignore[arg-type]
+                method=MODE_METHOD.get(int(t.get("delivery_mode", 1)), "courier"),
                 price=roubles_to_kopecks(t["delivery_sum"]),
                 days_min=int(t["period_min"]),
                 days_max=int(t["period_max"]),

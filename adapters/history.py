@@ -73,7 +73,8 @@ async def history_json(client: Client, workflow_id: str, run_id: str | None = No
         if err.status == RPCStatusCode.NOT_FOUND:
             raise OrderNotFound(workflow_id) from err
         raise
-    return json.loads(history.to_json())
+    data: dict[str, Any] = json.loads(history.to_json())
+    return data
 
 
 async def order_histories(client: Client, order_id: str) -> dict[str, dict[str, Any]]:

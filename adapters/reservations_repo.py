@@ -16,7 +16,8 @@ _SNAPSHOT = TypeAdapter(ReservationSnapshot)
 
 
 def reservation_to_json(snapshot: ReservationSnapshot) -> dict[str, Any]:
-    return _SNAPSHOT.dump_python(snapshot, mode="json")
+    data: dict[str, Any] = _SNAPSHOT.dump_python(snapshot, mode="json")
+    return data
 
 
 @dataclass

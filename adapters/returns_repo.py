@@ -30,7 +30,8 @@ _REFUND = TypeAdapter(RefundView)
 
 
 def return_to_json(snapshot: ReturnSnapshot) -> dict[str, Any]:
-    return _SNAPSHOT.dump_python(snapshot, mode="json")
+    data: dict[str, Any] = _SNAPSHOT.dump_python(snapshot, mode="json")
+    return data
 
 
 def return_from_json(data: dict[str, Any]) -> ReturnSnapshot:

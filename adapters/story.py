@@ -416,7 +416,8 @@ def story_to_json(story: Story) -> dict[str, Any]:
             return [conv(x) for x in v]
         return v
 
-    return conv(story)
+    out: dict[str, Any] = conv(story)
+    return out
 
 
 def child_workflow_ids(history: dict[str, Any]) -> list[str]:
@@ -442,10 +443,8 @@ def first_command_event_after(history: dict[str, Any], index: int) -> dict[str, 
             "ActivityTaskStarted", "ActivityTaskCompleted", "ActivityTaskFailed", "ActivityTaskTimedOut",
             "TimerFired", "ChildWorkflowExecutionStarted", "ChildWorkflowExecutionCompleted",
             "ChildWorkflowExecutionFailed", "ExternalWorkflowExecutionSignaled"}
-    for e in history.get("events", [])[index:]:
-        if event_type(e) not in skip:
-            return e
-    return None
+    events: list[dict[str, Any]] = history.get("events", [])
+    return next((e for e in events[index:] if event_type(e) not in skip), None)
 
 
 def describe_event(event: dict[str, Any] | None) -> str:

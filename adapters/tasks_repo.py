@@ -111,7 +111,8 @@ class TasksRepo:
 
     async def list(self, *, status: str | None = None, assignee: str | None = None, kind: str | None = None,
                    order_id: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
-        where, params = ["TRUE"], {"limit": limit, "offset": offset}  # type: ignore[var-annotated]
+        where: list[str] = ["TRUE"]
+        params: dict[str, object] = {"limit": limit, "offset": offset}
         for col, value in (("status", status), ("assignee", assignee), ("kind", kind), ("order_id", order_id)):
             if value:
                 where.append(f"{col} = :{col}")

@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
-from contracts.order import Address, Customer, Delivery, OrderLine, TimelineEntry
+from contracts.order import Address, Customer, Delivery, TimelineEntry
 from contracts.stock import LocationInfo
 
 

@@ -81,7 +81,7 @@ def next_in_group(members: Sequence[str], current: str | None) -> str | None:
     """Reassignment on timeout: the next operator after ``current`` (someone else when possible)."""
     if not members:
         return None
-    if current not in members:
+    if current is None or current not in members:
         return members[0]
     return members[(list(members).index(current) + 1) % len(members)]
 

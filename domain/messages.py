@@ -32,7 +32,7 @@ TEMPLATES: dict[str, tuple[str, str]] = {
 }
 
 
-class _Blank(dict):  # type: ignore[type-arg]
+class _Blank(dict[str, Any]):
     def __missing__(self, key: str) -> str:
         return "—"
 

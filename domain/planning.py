@@ -6,6 +6,7 @@ from datetime import datetime, time
 
 from contracts.order import DeliveryMethod, Delivery, OrderInput
 from domain.sourcing import (
+    LocationKind,
     Destination,
     SourceLocation,
     SourcingLine,
@@ -43,7 +44,8 @@ def _hhmm(value: str | None) -> time | None:
 
 def source_location(loc: LocationInfo) -> SourceLocation:
     return SourceLocation(
-        id=loc.id, name=loc.name, kind=loc.kind, city=loc.city, region=loc.region, lat=loc.lat, lon=loc.lon,  # type: ignore[arg-type]
+        id=loc.id, name=loc.name, kind=LocationKind(loc.kind), city=loc.city, region=loc.region, lat=loc.lat,
+        lon=loc.lon,
         ship_from_store=loc.ship_from_store, pickup=loc.pickup, opens_at=_hhmm(loc.opens_at),
         closes_at=_hhmm(loc.closes_at), daily_capacity=loc.daily_capacity,
         utc_offset_minutes=REGION_UTC_OFFSET_MIN.get(loc.region),

@@ -21,7 +21,7 @@ Time-zone convention
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from typing import Iterable
 
@@ -96,7 +96,7 @@ def _aware(name: str, dt: datetime) -> None:
         raise ValueError(f"{name} must be timezone-aware, got {dt!r}")
 
 
-def _open_intervals(day: date, opens_at: time, closes_at: time, tz) -> list[tuple[datetime, datetime]]:
+def _open_intervals(day: date, opens_at: time, closes_at: time, tz: tzinfo | None) -> list[tuple[datetime, datetime]]:
     """Opening intervals that start on ``day`` (one, possibly running past midnight)."""
     start = datetime.combine(day, opens_at.replace(tzinfo=None), tzinfo=tz)
     end_day = day if opens_at < closes_at else day + timedelta(days=1)

@@ -226,7 +226,7 @@ class _Cand:
         self.closed = closed
         self.tier = tier  # 0 same city, 1 same region, 2 elsewhere
         self.dist = dist
-        self.key = (int(closed), tier, dist if dist is not None else 0.0, loc.id)
+        self.key: tuple[int, int, float, str] = (int(closed), tier, dist if dist is not None else 0.0, loc.id)
 
     def where(self, as_what: str = "") -> str:
         """"same city (2.1 km)", "same region as the pickup store, Podolsk (35.0 km)", …"""
@@ -267,7 +267,10 @@ def _ineligible_why(loc: SourceLocation, exclude: frozenset[str]) -> str | None:
     return None
 
 
-def _pair_cost(a: _Cand, b: _Cand) -> tuple:
+PairCost = tuple[int, int, float, tuple[str, str]]
+
+
+def _pair_cost(a: _Cand, b: _Cand) -> PairCost:
     """Cost of a two-location plan: fewer closed, fewer out-of-city/region, shorter total
     distance, then the sorted ids (monotone in each location's ``key``)."""
     ids = (a.loc.id, b.loc.id) if a.loc.id <= b.loc.id else (b.loc.id, a.loc.id)
@@ -339,7 +342,7 @@ def _allocate(lines: Sequence[SourcingLine], cands: Sequence[_Cand], alloc: _All
                 if m and (m not in best_by_mask or c.key < best_by_mask[m].key):
                     best_by_mask[m] = c
             pats = sorted(best_by_mask.items(), key=lambda kv: kv[1].key)
-            best_pair: tuple[tuple, _Cand, _Cand] | None = None
+            best_pair: tuple[PairCost, _Cand, _Cand] | None = None
             for i, (mi, ci) in enumerate(pats):
                 need = coverable & ~mi
                 for mj, cj in pats[i + 1 :]:
@@ -356,10 +359,10 @@ def _allocate(lines: Sequence[SourcingLine], cands: Sequence[_Cand], alloc: _All
                 # Greedy set cover (bound: H(#skus) times the optimum, see module docstring).
                 left = coverable
                 while left:
-                    best_i, best_k = -1, ()
+                    best_i, best_k = -1, None
                     for i, (c, m) in enumerate(zip(cands, masks)):
                         gain = (m & left).bit_count()
-                        if gain and (best_i < 0 or (-gain, c.key) < best_k):
+                        if gain and (best_k is None or (-gain, c.key) < best_k):
                             best_i, best_k = i, (-gain, c.key)
                     chosen.append(cands[best_i])
                     left &= ~masks[best_i]

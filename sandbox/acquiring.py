@@ -218,7 +218,8 @@ def _parse_bundle(raw: str, amount: int) -> dict[str, Any] | None:
         raise GatewayError("5", f"[orderBundle] is invalid: {exc}") from None
     if total != amount:
         raise GatewayError("5", f"[orderBundle] items sum to {total}, amount is {amount}")
-    return bundle
+    parsed: dict[str, Any] = bundle
+    return parsed
 
 
 class AcquiringSim:
@@ -314,7 +315,7 @@ class AcquiringSim:
                 log.info("acquiring.idempotent_repeat", key=key, operation=fingerprint[0])
                 return stored[1]
         try:
-            answer = act()
+            answer: dict[str, Any] = act()
         except GatewayError as exc:
             answer = {"errorCode": exc.code, "errorMessage": exc.message}
         if key:
@@ -633,7 +634,7 @@ def router(sim: AcquiringSim) -> APIRouter:
             return HTMLResponse(_page(order, md), status_code=404 if order is None else 400)
         if order.status != BankOrderStatus.REGISTERED:
             return HTMLResponse(_page(order, md), status_code=409)
-        sim.pay(md, outcome)  # type: ignore[arg-type]
+        sim.pay(md, "approve" if outcome == "approve" else "decline")
         target = order.return_url if outcome == "approve" else (order.fail_url or order.return_url)
         url = str(httpx.URL(target).copy_merge_params({"orderId": md}))
         return RedirectResponse(url, status_code=303)

@@ -7,7 +7,7 @@ tests build their own with ``create_app(SandboxConfig(...))``.
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, AsyncIterator
 
 from fastapi import FastAPI
 
@@ -35,7 +35,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     sims: dict[str, Any] = {}
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI):  # type: ignore[no-untyped-def]
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         for sim in sims.values():
             start = getattr(sim, "start", None)
             if start is not None:

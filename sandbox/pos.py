@@ -289,7 +289,7 @@ class PosSim:
     async def _auto(self, task: Task) -> None:
         """The store staff doing the task by themselves (auto mode)."""
         delay = self.config.auto_delay_s
-        steps: list[tuple[float, str, Any]] = {
+        plans: dict[str, list[tuple[float, str, Any]]] = {
             "assemble": [(delay, "assembled", lambda: {"lines": self.all_lines(task)})],
             "set_aside": [
                 (delay, "ready", lambda: {"lines": self.all_lines(task)}),
@@ -299,7 +299,8 @@ class PosSim:
                 (delay, "received", lambda: {"lines": self.all_lines(task)}),
                 (2 * delay, "inspected", lambda: {"accepted": self.all_lines(task), "rejected": []}),
             ],
-        }.get(task.kind, [])
+        }
+        steps = plans.get(task.kind, [])
         try:
             for wait_s, action, payload in steps:
                 await asyncio.sleep(wait_s)

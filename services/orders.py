@@ -171,7 +171,7 @@ class OrderService:
             raise NotFound("not_found", f"order_id: no order {order_id}", field="order_id")
         return snapshot
 
-    async def list(self, *, status: OrderStatus | None, phone: str | None, store_id: str | None, limit: int,
+    async def find(self, *, status: OrderStatus | None, phone: str | None, store_id: str | None, limit: int,
                    offset: int) -> tuple[list[dict[str, Any]], int]:
         return await self.orders.list(status=status.value if status else None, phone=phone, store_id=store_id,
                                       limit=limit, offset=offset)

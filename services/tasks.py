@@ -39,7 +39,7 @@ class TaskService:
         self.temporal = temporal
         self.tasks, self.catalog, self.ledger = TasksRepo(engine), CatalogRepo(engine), Ledger(engine)
 
-    async def list(self, *, status: TaskStatus | None, assignee: str | None, kind: str | None, order_id: str | None,
+    async def find(self, *, status: TaskStatus | None, assignee: str | None, kind: str | None, order_id: str | None,
                    limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
         return await self.tasks.list(status=status.value if status else None, assignee=assignee, kind=kind,
                                      order_id=order_id, limit=limit, offset=offset)

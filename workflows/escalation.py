@@ -39,7 +39,8 @@ MIN_STEP = timedelta(minutes=15)
 
 
 class Report(Protocol):
-    async def __call__(self, state: ShipmentState, message: str, **data: object) -> None: ...
+    async def __call__(self, state: ShipmentState, message: str, at: datetime | None = None,
+                       **data: object) -> None: ...
 
 
 @dataclass(frozen=True)

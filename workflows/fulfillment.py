@@ -140,7 +140,7 @@ class FulfillmentWorkflow:
         self.state = ShipmentState.planned
         self.inbox: Inbox[ShipmentEvent] = Inbox()
         self.store_events: list[StoreEvent] = list(inp.carried_events)
-        self.cancel: CancelRequest | None = inp.cancel
+        self.cancel_request: CancelRequest | None = inp.cancel
         self.booking: BookedShipment | None = None
         self.consumed = False
         self.delivered_at: datetime | None = None
@@ -159,7 +159,7 @@ class FulfillmentWorkflow:
         if not await self._assemble():  # 1. (may continue as new at another location or with new lines)
             return await self._cancelled()
         await self._book()  # 2.
-        if self.cancel is not None and self.booking is None:  # cancelled while the booking was parked
+        if self.cancel_request is not None and self.booking is None:  # cancelled while the booking was parked
             return await self._cancelled()
         await self._follow_carrier()  # 3-4. (a cancel before the courier took it cancels the booking)
         if self.state == ShipmentState.cancelled:
@@ -180,17 +180,17 @@ class FulfillmentWorkflow:
         await self._report(ShipmentState.assembling, f"Магазин {inp.location.id} собирает отгрузку {inp.n}")
         self.ladder.start()
         while True:
-            if not await self.wait(lambda: self._assembly_done() or self.cancel is not None
+            if not await self.wait(lambda: self._assembly_done() or self.cancel_request is not None
                                    or self._needs_attention(), self.ladder.until_next()):
                 await self.ladder.escalate()  # reminder → supervisor → another location / operator
                 continue
-            if self.cancel is None and not self._assembly_done():
+            if self.cancel_request is None and not self._assembly_done():
                 await self._attend()  # a decision, a shortage, an edit or a revision; may continue as new
                 continue
-            await self.ladder.board.close_all("assembled" if self.cancel is None else "cancelled")
-            if self.cancel is not None:
+            await self.ladder.board.close_all("assembled" if self.cancel_request is None else "cancelled")
+            if self.cancel_request is not None:
                 await call(PosActivities.cancel_pos_task, PosCancel(task_id=self.task_id, location_id=inp.location.id,
-                                                                    reason=self.cancel.reason))
+                                                                    reason=self.cancel_request.reason))
                 return False
             await self._report(ShipmentState.assembled, f"Магазин {inp.location.id} собрал отгрузку {inp.n}")
             return True
@@ -328,11 +328,11 @@ class FulfillmentWorkflow:
             shortages = [i for i, e in enumerate(events) if e.event == "shortage"]
             after = events[shortages[-1] + 1:] if shortages else []
             new_input = dataclasses.replace(new_input, carried_events=[e for e in after if e.event == "assembled"])
-        workflow.continue_as_new(dataclasses.replace(new_input, cancel=self.cancel))
+        workflow.continue_as_new(dataclasses.replace(new_input, cancel=self.cancel_request))
 
     async def _cancel_order(self, req: CancelRequest) -> None:
         """An operator decided on an escalation: the whole order is cancelled (the order tells us back)."""
-        self.cancel = req
+        self.cancel_request = req
         await signal(self.inp.parent_id, OrderParent.cancel_order, req)
 
     # 2. the courier -----------------------------------------------------------------------------
@@ -345,7 +345,7 @@ class FulfillmentWorkflow:
                 "courier_booking", lambda: call(CourierActivities.book_shipment, ShipmentBookingRequest(
                     shipment_id=inp.shipment_id, carrier=inp.carrier, from_location_id=inp.location.id,
                     from_city=inp.location.city, address=address, recipient=inp.customer, lines=inp.lines)),
-                on_park=self._parked, on_resume=self._resumed, abandon=lambda: self.cancel is not None,
+                on_park=self._parked, on_resume=self._resumed, abandon=lambda: self.cancel_request is not None,
                 wait=self.wait)
         except StepAbandoned:
             return  # cancelled while on hold: run() reports the cancellation
@@ -359,13 +359,13 @@ class FulfillmentWorkflow:
         assert booking is not None
         poll = timedelta(hours=inp.post_poll_hours if inp.carrier == "post" else inp.poll_hours)
         while self.state not in FINAL:
-            if self.cancel is not None and self.state not in LEFT_THE_STORE:
+            if self.cancel_request is not None and self.state not in LEFT_THE_STORE:
                 await call(CourierActivities.cancel_shipment, booking)
                 await call(PosActivities.cancel_pos_task, PosCancel(task_id=self.task_id, location_id=inp.location.id,
-                                                                    reason=self.cancel.reason))
+                                                                    reason=self.cancel_request.reason))
                 self.state = ShipmentState.cancelled
                 break
-            if not await self.wait(lambda: self.cancel is not None or self.state in FINAL, poll):
+            if not await self.wait(lambda: self.cancel_request is not None or self.state in FINAL, poll):
                 polled = await call(CourierActivities.track_shipment, booking)
                 await self._courier_status(CourierEvent(status=polled.status, code=polled.code, at=polled.at,
                                                         city=polled.city))
@@ -421,8 +421,8 @@ class FulfillmentWorkflow:
             case CourierStatusCame(event=courier_event):
                 await self._courier_status(courier_event)
             case CancelCame(req=req):
-                if self.state not in LEFT_THE_STORE and self.cancel is None:
-                    self.cancel = req
+                if self.state not in LEFT_THE_STORE and self.cancel_request is None:
+                    self.cancel_request = req
             case RevisionCame(rev=rev):
                 if self.awaiting_revision:
                     self.revision = rev

@@ -33,7 +33,6 @@ with workflow.unsafe.imports_passed_through():
         TaskKind,
         TaskOutcome,
         TaskReassign,
-        TaskRef,
         TaskSpec,
         TaskStatus,
         task_id_for,

@@ -110,7 +110,7 @@ class Edits:
 
     def validate(self, edit: OrderEdit, *, substitution_open: bool) -> None:
         """Whether the order can take ``edit`` now (raises a refusal naming the field)."""
-        st, inp = self.state, self.state.inp
+        st = self.state
         if st.status.is_final or st.cancel is not None:
             raise refused(f"the order is {'being cancelled' if st.cancel else st.status.value}: "
                           "its lines cannot change")

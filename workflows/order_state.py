@@ -8,7 +8,6 @@ is what ``snapshot`` shows and what a reader of the workflow can reason about.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -259,11 +258,6 @@ class Ports:
     wait: Wait
     save: Callable[[], Awaitable[None]]
     notify: Notify
-
-
-def replace_shipment(state: OrderState, sid: str, **changes: object) -> None:
-    """Change a shipment's view (frozen) in place of the old one."""
-    state.shipments[sid] = dataclasses.replace(state.shipments[sid], **changes)
 
 
 def carrier_for(method: DeliveryMethod, chosen: str | None) -> str | None:

@@ -113,6 +113,7 @@ class Substitutions:
         )
         st.note("task_opened", f"Задача оператору: {spec.title}", task_id=spec.task_id)
         await self.ports.save()
+        revision: ShipmentRevision | None = None
         while True:
             decision = await self.board.ask(spec, default=TaskAction.remove, reassign_after=SUBSTITUTION_DEADLINE / 2,
                                             stop=lambda: st.cancel is not None or st.status.is_final,

@@ -460,8 +460,8 @@ class ReservationWorkflow:
 
 def _rest(inp: ReservationInput, taken: list[LineRequest]) -> list[LineRequest]:
     took: dict[str, int] = {}
-    for l in taken:
-        took[l.sku] = took.get(l.sku, 0) + l.qty
+    for t in taken:
+        took[t.sku] = took.get(t.sku, 0) + t.qty
     out = []
     for l in inp.lines:
         rest = l.qty - min(l.qty, took.get(l.sku, 0))

@@ -77,16 +77,14 @@ with workflow.unsafe.imports_passed_through():
         ReturnStatus,
     )
     from domain.returns import exchange_difference, inspect, refund_bundle_lines
-    from contracts.stock import Allocation, LocationInfo, StockView, reservation_key
+    from contracts.stock import Allocation, LocationInfo, reservation_key
     from contracts.steps import (
         BookedShipment,
         CaptureRequest,
         CustomerNotice,
         ErpMovement,
         LoyaltyReturnRequest,
-        LoyaltyReturnResult,
         PosCancel,
-        PaymentRegistered,
         PosTaskRequest,
         RefundRequest,
         RegisterPayment,
@@ -95,9 +93,8 @@ with workflow.unsafe.imports_passed_through():
         ShipmentBookingRequest,
         StockViewRequest,
         StoreMessage,
-        TrackingResult,
     )
-    from contracts.fulfillment import FulfillmentInput, FulfillmentResult
+    from contracts.fulfillment import FulfillmentInput
     from workflows.fulfillment import FulfillmentWorkflow
 
 from workflows.common import call, failure_message, local

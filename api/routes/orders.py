@@ -90,7 +90,7 @@ async def list_orders(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Page:
-    items, total = await orders.list(status=status, phone=phone, store_id=store_id, limit=limit, offset=offset)
+    items, total = await orders.find(status=status, phone=phone, store_id=store_id, limit=limit, offset=offset)
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 

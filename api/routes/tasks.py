@@ -43,7 +43,7 @@ async def list_tasks(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
-    items, total = await tasks.list(status=status, assignee=assignee, kind=kind.value if kind else None,
+    items, total = await tasks.find(status=status, assignee=assignee, kind=kind.value if kind else None,
                                     order_id=order_id, limit=limit, offset=offset)
     return {"items": [row_json(r) for r in items], "total": total, "limit": limit, "offset": offset}
 

@@ -13,7 +13,7 @@ import pytest
 from domain.promise import CarrierRule, DeliveryMethod as PromiseMethod
 from fakes import World
 from contracts.order import CourierEvent, OrderStatus, PaymentEvent, StoreEvent
-from test_order_workflow import ADDRESS, child_started, order_input, start, wait_until, worker
+from test_order_workflow import child_started, order_input, start, wait_until, worker
 from workflows.fulfillment import FulfillmentWorkflow
 from workflows.order import OrderWorkflow
 

@@ -12,7 +12,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.worker import Worker
 
-from fakes import MSK, WH, World
+from fakes import World
 from contracts.steps import ReserveRequest
 from contracts.order import (
     AddressChange,
