@@ -138,7 +138,7 @@ class FulfillmentWorkflow:
     def __init__(self, inp: FulfillmentInput) -> None:
         self.inp = inp
         self.state = ShipmentState.planned
-        self.inbox: Inbox[ShipmentEvent] = Inbox()
+        self.inbox: Inbox[ShipmentEvent] = Inbox(self._apply, self._may_apply)
         self.store_events: list[StoreEvent] = list(inp.carried_events)
         self.cancel_request: CancelRequest | None = inp.cancel
         self.booking: BookedShipment | None = None
@@ -396,19 +396,7 @@ class FulfillmentWorkflow:
     # ------------------------------------------------------------------ the main loop's waiting and applying
     async def wait(self, done: Callable[[], bool], timeout: timedelta | None = None) -> bool:
         """Wait until ``done()`` or the timeout, applying the inbox's events in order meanwhile."""
-        deadline = None if timeout is None else workflow.now() + timeout
-        while True:
-            while (event := self.inbox.take(self._may_apply)) is not None:
-                await self._apply(event)
-            if done():
-                return True
-            left = None if deadline is None else deadline - workflow.now()
-            if left is not None and left <= timedelta(0):
-                return False
-            try:
-                await workflow.wait_condition(lambda: self.inbox.ready(self._may_apply) or done(), timeout=left)
-            except TimeoutError:
-                return done()
+        return await self.inbox.wait(done, timeout)
 
     def _may_apply(self, event: ShipmentEvent) -> bool:
         """A carrier's status counts once the parcel is booked (nothing to track before)."""

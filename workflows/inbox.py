@@ -21,7 +21,8 @@ the main loop applies events, so there is nothing to serialise.
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable, Generic, TypeVar, cast
+from datetime import timedelta
+from typing import Awaitable, Callable, Generic, TypeVar, cast
 
 from temporalio import workflow
 
@@ -55,10 +56,28 @@ class Reply(Generic[T]):
 
 
 class Inbox(Generic[E]):
-    """Events in arrival order."""
+    """Events in arrival order, and the one way the workflow waits: :meth:`wait` applies them
+    (``apply``, one at a time, those ``may_apply`` lets through now) until the caller's condition holds."""
 
-    def __init__(self) -> None:
+    def __init__(self, apply: Callable[[E], Awaitable[None]], may_apply: Callable[[E], bool] = lambda _: True) -> None:
         self._events: deque[E] = deque()
+        self._apply, self._may_apply = apply, may_apply
+
+    async def wait(self, done: Callable[[], bool], timeout: timedelta | None = None) -> bool:
+        """Wait until ``done()`` or the timeout, applying the events meanwhile; True when done."""
+        deadline = None if timeout is None else workflow.now() + timeout
+        while True:
+            while (event := self.take(self._may_apply)) is not None:
+                await self._apply(event)
+            if done():
+                return True
+            left = None if deadline is None else deadline - workflow.now()
+            if left is not None and left <= timedelta(0):
+                return False
+            try:
+                await workflow.wait_condition(lambda: self.ready(self._may_apply) or done(), timeout=left)
+            except TimeoutError:
+                return done()
 
     def put(self, event: E) -> None:
         self._events.append(event)

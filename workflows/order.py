@@ -93,7 +93,7 @@ class OrderWorkflow:
     @workflow.init
     def __init__(self, inp: OrderInput) -> None:
         self.state = OrderState.begin(inp)
-        self.inbox: Inbox[OrderEvent] = Inbox()
+        self.inbox: Inbox[OrderEvent] = Inbox(self._apply, self._may_apply)
         self._process_running = False  # an edit or a substitution is being applied (see workflows/inbox.py)
         self._cancel_replies: list[Reply[OrderStatus]] = []
         st, ports = self.state, Ports(wait=self.wait, save=self.save, notify=self.notify)
@@ -131,40 +131,26 @@ class OrderWorkflow:
 
     async def _close(self) -> OrderStatus:
         """Answer what is still waiting against the final state, and end once every handler is done."""
-        st = self.state
+        self._settle_cancel_replies()
         await self.wait(lambda: not self.inbox and workflow.all_handlers_finished()
                         and all(r.done for r in self._cancel_replies))
-        return st.status
+        return self.state.status
 
     # ------------------------------------------------------------------ the main loop's waiting and applying
     async def wait(self, done: Callable[[], bool], timeout: timedelta | None = None) -> bool:
         """Wait until ``done()`` or the timeout, applying the inbox's events one at a time meanwhile.
         True when done. Every wait of the order (and of its helpers) is this one."""
-        deadline = None if timeout is None else workflow.now() + timeout
-        while True:
-            await self._drain()
-            self._settle_cancel_replies()
-            if done():
-                return True
-            left = None if deadline is None else deadline - workflow.now()
-            if left is not None and left <= timedelta(0):
-                return False
-            try:
-                await workflow.wait_condition(lambda: self.inbox.ready(self._may_apply) or done(),
-                                              timeout=left)
-            except TimeoutError:
-                return done()
-
-    async def _drain(self) -> None:
-        while (event := self.inbox.take(self._may_apply)) is not None:
-            await self._apply(event)
-            self._settle_cancel_replies()
+        return await self.inbox.wait(done, timeout)
 
     def _may_apply(self, event: OrderEvent) -> bool:
         """While an edit or a substitution runs, another waits its turn (quick events never wait)."""
         return not (self._process_running and event.starts_process)
 
     async def _apply(self, event: OrderEvent) -> None:
+        await self._take(event)
+        self._settle_cancel_replies()
+
+    async def _take(self, event: OrderEvent) -> None:
         st = self.state
         match event:
             case PaymentAnswered(event=answer):
