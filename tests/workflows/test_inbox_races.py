@@ -21,7 +21,7 @@ from temporalio.worker import Worker
 from contracts.edits import LineEdit, OrderEdit
 from contracts.order import CancelRequest, CourierEvent, OrderStatus, PaymentEvent, PaymentState, StoreEvent
 from people_fakes import PeopleWorld
-from test_order_workflow import order_input
+from test_order_workflow import order_input, wait_until as until
 from workflows.fulfillment import FulfillmentWorkflow
 from workflows.order import OrderWorkflow
 
@@ -30,14 +30,6 @@ def worker(env: Any, world: PeopleWorld, queue: str) -> Worker:
     """A stopped worker's sticky queue is given up after a second: the next worker gets the task."""
     return Worker(env.client, task_queue=queue, workflows=[OrderWorkflow, FulfillmentWorkflow],
                   activities=world.activities(), sticky_queue_schedule_to_start_timeout=timedelta(seconds=1))
-
-
-async def until(check: Any, what: str) -> None:
-    for _ in range(300):
-        if check():
-            return
-        await asyncio.sleep(0.03)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def start(env: Any, order_id: str) -> tuple[WorkflowHandle[Any, Any], str]:
