@@ -114,7 +114,7 @@ class OrderWorkflow:
     async def run(self, inp: OrderInput) -> OrderStatus:
         self.state.note("placed", f"Заказ принят из канала {inp.channel.value}: {len(inp.lines)} поз.")
         try:
-            await self.placing.place()                # 1-3. price, source and hold, register the payment
+            await self.placing.place()                  # 1-3. price, source and hold, register the payment
             await self.payments.wait_for_payment()      # 4. the bank's answer within the payment window
             await self.erp.export()                     # 5. the ERP gets the order
             if self.state.pickup:
