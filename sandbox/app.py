@@ -9,7 +9,11 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sandbox.common import Background, SandboxConfig
 
@@ -52,12 +56,39 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         app.include_router(sim.faults.router())
     app.state.sims = sims
     app.state.config = config
+    _wire_errors(app, [importlib.import_module(f"sandbox.{m}") for m, _c in SIMULATORS])
 
     @app.get("/sandbox/health")
     async def health() -> dict[str, Any]:
         return {"ok": True, "systems": sorted(sims), "auto": config.auto}
 
     return app
+
+
+def _wire_errors(app: FastAPI, modules: list[Any]) -> None:
+    """Errors on a system's wire paths (an unknown route, a wrong method, an injected fault, a
+    malformed parameter) answer in that system's own error shape, as its clients expect: each
+    module may define ``WIRE_PREFIXES`` and ``wire_error(path, status, message) -> Response``.
+    Drive endpoints (``/sandbox/...``) keep FastAPI's ``{"detail": ...}``."""
+    shapers = [(prefix, m.wire_error) for m in modules for prefix in getattr(m, "WIRE_PREFIXES", ())]
+
+    def shaper(path: str) -> Any:
+        return next((fn for prefix, fn in shapers if path.startswith(prefix)), None)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        fn = shaper(request.url.path)
+        if fn is None:
+            return await http_exception_handler(request, exc)
+        return fn(request.url.path, exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        fn = shaper(request.url.path)
+        if fn is None:
+            return await request_validation_exception_handler(request, exc)
+        fields = "; ".join(f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors())
+        return fn(request.url.path, 400, f"Invalid request: {fields}")
 
 
 def config_from_settings() -> SandboxConfig:
