@@ -39,7 +39,7 @@ Callbacks: HTTP GET to the order's ``dynamicCallbackUrl`` (or, when none was giv
 ``operation`` (approved | deposited | reversed | refunded | declinedByTimeout), ``status``
 (1 success / 0 failure; a declined payment is ``approved`` + ``0``, ``deposited`` + ``0`` for a
 one-stage order), ``amount`` and ``checksum`` (:func:`models.payments.callback_checksum` with
-``config.acquiring_callback_secret``). Sent with :func:`sandbox.common.deliver` (retried), one
+``config.acquiring_callback_secret``). Sent through :class:`sandbox.state.Outbox` (persisted, retried), one
 at a time per order so they arrive in order.
 
 ``decline.do`` ("Запрос отмены неоплаченного заказа" of the public Sber client libraries, e.g. the
@@ -69,7 +69,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import httpx
 import structlog
@@ -78,7 +78,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from pydantic import BaseModel
 
 from models.payments import CURRENCY_ALPHA, PaymentState, callback_checksum
-from sandbox.common import Background, Faults, SandboxConfig, deliver
+from sandbox.common import Background, Faults, SandboxConfig
+from sandbox.state import Persisted
 
 log = structlog.get_logger("sandbox.acquiring")
 
@@ -191,7 +192,6 @@ class Order:
     operations: list[dict[str, Any]] = field(default_factory=list)
     refund_bundles: list[dict[str, Any]] = field(default_factory=list)
     callbacks: list[CallbackRecord] = field(default_factory=list)
-    callback_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def op(self, type_: str, amount: int) -> None:
         self.operations.append({"type": type_, "amount": amount, "date": _now_ms()})
@@ -263,9 +263,17 @@ def _parse_bundle(raw: str, amount: int) -> dict[str, Any] | None:
     return bundle
 
 
-class AcquiringSim:
+class AcquiringSim(Persisted):
     """State of the simulated gateway. Handlers mutate state without awaiting in between,
-    so the event loop serialises them; callbacks go out in background tasks."""
+    so the event loop serialises them; callbacks go out through the outbox. Kept across
+    restarts: orders, the order-number index, idempotency answers, bindings."""
+
+    persisted: ClassVar[dict[str, Any]] = {
+        "orders": dict[str, Order],
+        "by_number": dict[str, str],
+        "idempotency": dict[str, tuple[tuple[Any, ...], dict[str, Any]]],
+        "bindings": dict[str, dict[str, str]],
+    }
 
     def __init__(self, config: SandboxConfig, bg: Background) -> None:
         self.config = config
@@ -278,6 +286,18 @@ class AcquiringSim:
         self.idempotency: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
         #: bindingId -> {bindingId, clientId, maskedPan, expiryDate}: cards saved for a clientId
         self.bindings: dict[str, dict[str, str]] = {}
+        bg.outbox.on_done("acquiring", self._delivered)
+
+    async def start(self) -> None:
+        """After a restart: the session timers of unpaid orders run on (from their creation
+        time), and auto mode pays what it had not paid yet."""
+        now = _now_ms()
+        for order in self.orders.values():
+            if order.status == PaymentState.REGISTERED:
+                left_s = max(0.0, (order.created_ms + order.session_timeout_s * 1000 - now) / 1000)
+                self.bg.spawn(self._expire_later(order.md_order, left_s))
+                if self.config.auto:
+                    self.bg.spawn(self._auto_pay(order.md_order))
 
     # --- wire operations ------------------------------------------------------------------------
 
@@ -614,7 +634,7 @@ class AcquiringSim:
         log.info("acquiring.session_timeout", md_order=md_order)
         return True
 
-    async def _expire_later(self, md_order: str, seconds: int) -> None:
+    async def _expire_later(self, md_order: str, seconds: float) -> None:
         await asyncio.sleep(seconds)
         self.expire(md_order)
 
@@ -637,20 +657,27 @@ class AcquiringSim:
         params["checksum"] = callback_checksum(params, self.config.acquiring_callback_secret)
         record = CallbackRecord(operation, status, amount, order.callback_url, params)
         order.callbacks.append(record)
-        self.bg.spawn(self._send(order, record))
+        # persisted and retried; one at a time per order, in order (sandbox.state.Outbox)
+        ref = {"md_order": order.md_order, "index": len(order.callbacks) - 1}
+        self.bg.outbox.send("acquiring", order.md_order, ref, "GET", record.url, params=record.params)
 
-    async def _send(self, order: Order, record: CallbackRecord) -> None:
-        async with order.callback_lock:  # one at a time per order, in order
-            record.sent_at_ms = _now_ms()
-            resp = await deliver("GET", record.url, params=record.params)
-        record.http_status = resp.status_code if resp is not None else None
-        record.state = "delivered" if resp is not None and resp.status_code < 300 else "failed"
-        log.info(
+    def _delivered(self, ref: dict[str, Any], state: str, http_status: int | None) -> None:
+        """The outbox's word on one callback: record it on the order."""
+        order = self.orders.get(ref["md_order"])
+        if order is None or ref["index"] >= len(order.callbacks):
+            return
+        record = order.callbacks[ref["index"]]
+        record.sent_at_ms = _now_ms()
+        record.http_status = http_status
+        if state != "pending":
+            record.state = "delivered" if state == "delivered" else "failed"
+        log.debug(
             "acquiring.callback",
             md_order=order.md_order,
             operation=record.operation,
             status=record.status,
-            http_status=record.http_status,
+            http_status=http_status,
+            state=state,
         )
 
 

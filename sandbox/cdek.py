@@ -32,7 +32,7 @@ from CDEK's public integration documentation (api-docs.cdek.ru: "Вебхуки"
   status change is POSTed to each ORDER_STATUS url (:meth:`CdekSim.webhook_body`): ``{uuid,
   type, date_time, attributes{is_return, is_reverse, is_client_return, cdek_number, number,
   code, status_code, status_reason_code, status_date_time, city_name, city_code, deleted,
-  related_entities?}}`` (retried by :func:`sandbox.common.deliver`).
+  related_entities?}}`` (persisted and retried by :class:`sandbox.state.Outbox`).
 * ``POST /cdek/v2/calculator/tarifflist`` → ``{tariff_codes[{tariff_code, tariff_name,
   delivery_mode, delivery_sum (roubles), period_min, period_max, calendar_min, calendar_max}]}``
   and ``POST /cdek/v2/calculator/tariff`` (one ``tariff_code``) → ``{delivery_sum, period_min,
@@ -75,14 +75,15 @@ import uuid as uuidlib
 from dataclasses import dataclass, field
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import structlog
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from sandbox.common import Background, Faults, SandboxConfig, deliver
+from sandbox.common import Background, Faults, SandboxConfig
+from sandbox.state import Persisted
 
 log = structlog.get_logger("sandbox.cdek")
 
@@ -628,26 +629,48 @@ def _validate_order(body: Any) -> tuple[list[dict[str, str]], dict[str, Any]]:
     return errors, out
 
 
-class CdekSim:
-    """CDEK's state: tokens, orders, webhooks."""
+class CdekSim(Persisted):
+    """CDEK's state: tokens, orders, webhooks, the next tracking number; all kept across
+    restarts (a tracking number is never issued twice)."""
+
+    persisted: ClassVar[dict[str, Any]] = {
+        "tokens": dict[str, float],
+        "orders": dict[str, CdekOrder],
+        "webhooks": dict[str, dict[str, str]],
+        "next_number": int,
+    }
 
     def __init__(self, config: SandboxConfig, bg: Background) -> None:
         self.config = config
         self.bg = bg
         self.faults = Faults("cdek")
         self.clients: dict[str, str] = dict(DEV_CLIENTS)
-        self.tokens: dict[str, float] = {}  # token → expires at (monotonic)
+        self.tokens: dict[str, float] = {}  # token → expires at (epoch seconds)
         self.orders: dict[str, CdekOrder] = {}
         self.webhooks: dict[str, dict[str, str]] = {}
-        self._numbers = itertools.count(1_100_000_001)
+        #: the next ``cdek_number`` (tracking number)
+        self.next_number = 1_100_000_001
         self._lock = asyncio.Lock()
+
+        bg.outbox.on_done("cdek", self._delivered)
+
+    def _take_number(self) -> str:
+        number, self.next_number = self.next_number, self.next_number + 1
+        return str(number)
+
+    async def start(self) -> None:
+        """After a restart, auto mode walks on every direct order it had not finished."""
+        if self.config.auto:
+            for order in self.orders.values():
+                if order.kind == "direct" and order.code in self._walk(order)[:-1]:
+                    self.bg.spawn(self._auto_walk(order.uuid))
 
     # --- auth ---------------------------------------------------------------------------------
     def issue_token(self, client_id: str, client_secret: str) -> dict[str, Any] | None:
         if not client_id or self.clients.get(client_id) != client_secret:
             return None
         token = secrets.token_urlsafe(32)
-        self.tokens[token] = time.monotonic() + TOKEN_TTL_S
+        self.tokens[token] = time.time() + TOKEN_TTL_S
         return {
             "access_token": token,
             "token_type": "bearer",
@@ -663,7 +686,7 @@ class CdekSim:
             why = "Full authentication is required to access this resource"
         elif token.strip() not in self.tokens:
             why = f"Invalid access token: {token[:8]}…"
-        elif self.tokens[token.strip()] <= time.monotonic():
+        elif self.tokens[token.strip()] <= time.time():
             why = "Access token expired"
         else:
             return None
@@ -695,7 +718,7 @@ class CdekSim:
             order = CdekOrder(
                 uuid=str(uuidlib.uuid4()),
                 number=number,
-                cdek_number=str(next(self._numbers)),
+                cdek_number=self._take_number(),
                 type=body["type"],
                 tariff_code=tariff,
                 kind="client_return" if body.get("is_client_return") else "direct",
@@ -722,7 +745,7 @@ class CdekSim:
             order = CdekOrder(
                 uuid=str(uuidlib.uuid4()),
                 number=direct.number,
-                cdek_number=str(next(self._numbers)),
+                cdek_number=self._take_number(),
                 type=direct.type,
                 tariff_code=direct.tariff_code,
                 src=direct.dst,
@@ -752,7 +775,7 @@ class CdekSim:
         order.statuses.append(status)
         for hook in list(self.webhooks.values()):
             if hook["type"] == "ORDER_STATUS":
-                self.bg.spawn(self._send_webhook(order, hook["url"], status))
+                self._send_webhook(order, hook["url"], status)
         return status
 
     async def set_status(self, uuid: str, code: str, city: str | None = None, reason: str | None = None) -> CdekOrder:
@@ -797,19 +820,25 @@ class CdekSim:
             attributes["related_entities"] = related
         return {"type": "ORDER_STATUS", "date_time": cdek_time(datetime.now(UTC)), "uuid": order.uuid, "attributes": attributes}
 
-    async def _send_webhook(self, order: CdekOrder, url: str, status: dict[str, Any]) -> None:
-        payload = self.webhook_body(order, status)
+    def _send_webhook(self, order: CdekOrder, url: str, status: dict[str, Any]) -> None:
+        """Queue the webhook: persisted and retried, in order per CDEK order (sandbox.state.Outbox)."""
         record: dict[str, Any] = {"url": url, "code": status["code"], "http_status": None, "delivered": False}
         order.webhook_deliveries.append(record)
-        resp = await deliver("POST", url, json=payload)
-        if resp is not None:
-            record.update(http_status=resp.status_code, delivered=resp.status_code < 300)
-        log.debug("cdek.webhook", uuid=order.uuid, code=status["code"], url=url, http_status=record["http_status"])
+        ref = {"uuid": order.uuid, "index": len(order.webhook_deliveries) - 1}
+        self.bg.outbox.send("cdek", order.uuid, ref, "POST", url, json_body=self.webhook_body(order, status))
 
-    async def _auto_walk(self, uuid: str) -> None:
-        order = self.orders[uuid]
+    def _delivered(self, ref: dict[str, Any], state: str, http_status: int | None) -> None:
+        order = self.orders.get(ref["uuid"])
+        if order is None or ref["index"] >= len(order.webhook_deliveries):
+            return
+        record = order.webhook_deliveries[ref["index"]]
+        record.update(http_status=http_status, delivered=state == "delivered")
+        log.debug("cdek.webhook", uuid=order.uuid, code=record["code"], url=record["url"], http_status=http_status, state=state)
+
+    @staticmethod
+    def _walk(order: CdekOrder) -> list[str]:
         to_door = TARIFFS[order.tariff_code][1] in TO_DOOR_MODES
-        walk = [
+        return [
             "CREATED",
             "RECEIVED_AT_SHIPMENT_WAREHOUSE",
             "TAKEN_BY_TRANSPORTER_FROM_SENDER_CITY",
@@ -817,7 +846,13 @@ class CdekSim:
             "TAKEN_BY_COURIER" if to_door else "ACCEPTED_AT_PICK_UP_POINT",
             "DELIVERED",
         ]
-        for prev, code in itertools.pairwise(walk):
+
+    async def _auto_walk(self, uuid: str) -> None:
+        """A step per ``auto_delay_s`` from wherever the order is (a restart resumes here)."""
+        order = self.orders[uuid]
+        walk = self._walk(order)
+        start = walk.index(order.code) if order.code in walk else 0
+        for prev, code in itertools.pairwise(walk[start:]):
             await asyncio.sleep(self.config.auto_delay_s)
             async with self._lock:
                 if order.code != prev:  # driven by hand, or removed: leave it alone

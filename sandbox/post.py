@@ -60,12 +60,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import itertools
 import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, ClassVar
 from xml.sax.saxutils import escape
 
 import structlog
@@ -75,6 +74,7 @@ from pydantic import BaseModel
 
 from sandbox.cdek import City, city_by_postcode, distance_km
 from sandbox.common import Background, Faults, SandboxConfig
+from sandbox.state import Persisted
 
 log = structlog.get_logger("sandbox.post")
 
@@ -129,6 +129,8 @@ OPER_ATTRS: dict[tuple[int, int], str] = {
     (8, 4): "Покинуло сортировочный центр",
 }
 MSK = timezone(timedelta(hours=3))
+#: operations auto mode records on a parcel (accepted … handed over)
+AUTO_STEPS = 5
 
 
 def check_digit(digits: str) -> int:
@@ -269,8 +271,16 @@ def _validate_backlog(o: Any) -> list[tuple[str, str]]:
     return errs
 
 
-class PostSim:
-    """Russian Post's state: backlog orders and returns (both tracked by barcode)."""
+class PostSim(Persisted):
+    """Russian Post's state: backlog orders and returns (both tracked by barcode), the id and
+    barcode counters and the balance; all kept across restarts (a barcode is never reused)."""
+
+    persisted: ClassVar[dict[str, Any]] = {
+        "items": dict[int, Item],
+        "next_id": int,
+        "next_serial": int,
+        "balance": int,
+    }
 
     def __init__(self, config: SandboxConfig, bg: Background) -> None:
         self.config = config
@@ -281,12 +291,23 @@ class PostSim:
         self.password = DEV_PASSWORD
         self.items: dict[int, Item] = {}
         self.by_barcode: dict[str, Item] = {}
-        self._ids = itertools.count(800_000_001)
-        self._serial = itertools.count(1)
+        self.next_id = 800_000_001
+        #: the serial part of the next barcode
+        self.next_serial = 1
         self._lock = asyncio.Lock()
         #: the contract's account, kopecks: a created order is charged its rate with VAT, a
         #: deleted one is credited back
         self.balance = OPENING_BALANCE
+
+    def restored(self) -> None:
+        self.by_barcode = {i.barcode: i for i in self.items.values()}
+
+    async def start(self) -> None:
+        """After a restart, auto mode walks on every parcel it had not handed over yet."""
+        if self.config.auto:
+            for item in self.items.values():
+                if not item.cancelled and len(item.operations) < AUTO_STEPS:
+                    self.bg.spawn(self._auto_walk(item))
 
     # --- auth ---------------------------------------------------------------------------------
     def unauthorized(self, request: Request) -> JSONResponse | None:
@@ -304,8 +325,13 @@ class PostSim:
     # --- items --------------------------------------------------------------------------------
     def _barcode(self, index_from: str) -> str:
         month = datetime.now(MSK).month
-        head = f"{index_from}{month:02d}{next(self._serial):05d}"
+        serial, self.next_serial = self.next_serial, self.next_serial + 1
+        head = f"{index_from}{month:02d}{serial % 100_000:05d}"
         return head + str(check_digit(head))
+
+    def _take_id(self) -> int:
+        item_id, self.next_id = self.next_id, self.next_id + 1
+        return item_id
 
     def find(self, order_num: str, kind: str) -> Item | None:
         live = [i for i in self.items.values() if i.order_num == order_num and i.kind == kind and not i.cancelled]
@@ -318,7 +344,7 @@ class PostSim:
             if existing is not None:
                 return existing, False
             item = Item(
-                id=next(self._ids),
+                id=self._take_id(),
                 kind=kind,
                 order_num=order_num,
                 barcode=self._barcode(index_from),
@@ -343,8 +369,11 @@ class PostSim:
         return op
 
     async def _auto_walk(self, item: Item) -> None:
+        """A step per ``auto_delay_s`` from the parcel's last operation (a restart resumes here)."""
         steps = [(1, 1, item.index_from), (8, 0, item.index_from), (8, 1, item.index_from), (8, 2, item.index_to), (2, 1, item.index_to)]
         for n, (t, a, idx) in enumerate(steps):
+            if n < len(item.operations):
+                continue
             await asyncio.sleep(self.config.auto_delay_s)
             async with self._lock:
                 if item.cancelled or len(item.operations) != n:
