@@ -768,35 +768,26 @@ def router(sim: AcquiringSim) -> APIRouter:
         params = await _params(request)
         return answer(params, sim.reverse, params, request.headers.get("x-idempotency-key"))
 
-    @r.post("/acquiring/payment/rest/decline.do", summary="Close an order nobody has paid yet")
-    async def decline(request: Request) -> JSONResponse:
-        await sim.faults.check("decline")
-        params = await _params(request)
-        return answer(params, sim.decline, params)
-
     @r.post("/acquiring/payment/rest/refund.do", summary="Refund (part of) a deposited amount")
     async def refund(request: Request) -> JSONResponse:
         await sim.faults.check("refund")
         params = await _params(request)
         return answer(params, sim.refund, params, request.headers.get("x-idempotency-key"))
 
-    @r.post("/acquiring/payment/rest/getOrderStatusExtended.do", summary="Order status by orderId or orderNumber")
-    async def status(request: Request) -> JSONResponse:
-        await sim.faults.check("getOrderStatusExtended")
-        params = await _params(request)
-        return answer(params, sim.status, params)
+    def read_method(name: str, act: Any, summary: str) -> None:
+        """A method that takes the parameters only (no idempotency key)."""
 
-    @r.post("/acquiring/payment/rest/getOrderStatus.do", summary="Order status (the older method) by orderId")
-    async def legacy_status(request: Request) -> JSONResponse:
-        await sim.faults.check("getOrderStatus")
-        params = await _params(request)
-        return answer(params, sim.legacy_status, params)
+        async def handler(request: Request) -> JSONResponse:
+            await sim.faults.check(name)
+            params = await _params(request)
+            return answer(params, act, params)
 
-    @r.post("/acquiring/payment/rest/getBindings.do", summary="Cards saved for a clientId")
-    async def bindings(request: Request) -> JSONResponse:
-        await sim.faults.check("getBindings")
-        params = await _params(request)
-        return answer(params, sim.get_bindings, params)
+        r.add_api_route(f"/acquiring/payment/rest/{name}.do", handler, methods=["POST"], summary=summary, name=name)
+
+    read_method("decline", sim.decline, "Close an order nobody has paid yet")
+    read_method("getOrderStatusExtended", sim.status, "Order status by orderId or orderNumber")
+    read_method("getOrderStatus", sim.legacy_status, "Order status (the older method) by orderId")
+    read_method("getBindings", sim.get_bindings, "Cards saved for a clientId")
 
     @r.get(PAYMENT_PAGE_PATH, response_class=HTMLResponse, summary="The payment page (formUrl)")
     async def payment_page(mdOrder: str = "") -> HTMLResponse:

@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from offline_docs import mount_offline_docs
 from sandbox.common import Background, SandboxConfig
 from sandbox.state import FLUSH_EVERY_S, Outbox, Persisted, RetryPolicy, StateStore
 
@@ -97,6 +98,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         sims[module_name] = sim
         app.include_router(module.router(sim))
         app.include_router(sim.faults.router())
+    mount_offline_docs(app)  # /docs and /redoc with no internet
     app.state.sims = sims
     app.state.config = config
     app.state.outbox = outbox

@@ -715,10 +715,8 @@ class CdekSim(Persisted):
                 return None
             tariff = resolved["tariff_code"]
             price, _lo, _hi = tariff_quote(tariff, resolved["src"], resolved["dst"], resolved["weight"])
-            order = CdekOrder(
-                uuid=str(uuidlib.uuid4()),
+            order = self._new_order(
                 number=number,
-                cdek_number=self._take_number(),
                 type=body["type"],
                 tariff_code=tariff,
                 kind="client_return" if body.get("is_client_return") else "direct",
@@ -726,14 +724,18 @@ class CdekSim(Persisted):
                 dst=resolved["dst"],
                 body=body,
                 total_kopecks=price,
-                created=cdek_time(datetime.now(UTC)),
             )
-            self.orders[order.uuid] = order
             self._set_status(order, "ACCEPTED")
             self._set_status(order, "CREATED")
         log.info("cdek.order_created", uuid=order.uuid, number=order.number, cdek_number=order.cdek_number)
         if self.config.auto:
             self.bg.spawn(self._auto_walk(order.uuid))
+        return order
+
+    def _new_order(self, **fields: Any) -> CdekOrder:
+        """A new order with its uuid, the next tracking number and its creation time, filed."""
+        order = CdekOrder(uuid=str(uuidlib.uuid4()), cdek_number=self._take_number(), created=cdek_time(datetime.now(UTC)), **fields)
+        self.orders[order.uuid] = order
         return order
 
     async def create_linked(self, direct: CdekOrder, kind: str) -> CdekOrder:
@@ -742,22 +744,18 @@ class CdekSim(Persisted):
         the merchant's ``number``, travels the other way and points at the direct order in
         ``related_entities``; the direct order points back at it."""
         async with self._lock:
-            order = CdekOrder(
-                uuid=str(uuidlib.uuid4()),
+            order = self._new_order(
                 number=direct.number,
-                cdek_number=self._take_number(),
                 type=direct.type,
                 tariff_code=direct.tariff_code,
                 src=direct.dst,
                 dst=direct.src,
                 body={k: v for k, v in direct.body.items() if k not in ("delivery_point", "shipment_point")},
                 total_kopecks=direct.total_kopecks,
-                created=cdek_time(datetime.now(UTC)),
                 kind=kind,
                 related=[("direct_order", direct.uuid, direct.cdek_number)],
             )
             direct.related.append((f"{kind}_order", order.uuid, order.cdek_number))
-            self.orders[order.uuid] = order
             self._set_status(order, "CREATED")
         log.info("cdek.linked_order_created", uuid=order.uuid, kind=kind, direct=direct.uuid)
         return order
