@@ -593,6 +593,7 @@ class AcquiringSim(Persisted):
     # --- the payer's side (payment page, drive, auto mode, timeout) -------------------------------
 
     def pay(self, md_order: str, outcome: Literal["approve", "decline"], action_code: int | None = None) -> Order:
+        self.bg.touch("acquiring")
         order = self.orders.get(md_order)
         if order is None:
             raise KeyError(md_order)
@@ -624,6 +625,7 @@ class AcquiringSim(Persisted):
         return order
 
     def expire(self, md_order: str) -> bool:
+        self.bg.touch("acquiring")
         order = self.orders.get(md_order)
         if order is None or order.status != PaymentState.REGISTERED:
             return False
@@ -663,6 +665,7 @@ class AcquiringSim(Persisted):
 
     def _delivered(self, ref: dict[str, Any], state: str, http_status: int | None) -> None:
         """The outbox's word on one callback: record it on the order."""
+        self.bg.touch("acquiring")
         order = self.orders.get(ref["md_order"])
         if order is None or ref["index"] >= len(order.callbacks):
             return

@@ -60,8 +60,11 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     bg = Background(outbox)
     sims: dict[str, Any] = {}
 
-    def save(names: Any = None) -> None:
-        for name in names or sims:
+    def save(everything: bool = False) -> None:
+        """Write the snapshots of the systems marked changed (all of them: ``everything``)."""
+        names = set(sims) if everything else set(bg.dirty)
+        bg.dirty -= names
+        for name in names:
             sim = sims.get(name)
             if isinstance(sim, Persisted):
                 store.save(name, sim.snapshot())
@@ -85,7 +88,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         yield
         await bg.close()
         await outbox.close()
-        save()
+        save(everything=True)
         store.close()
 
     app = FastAPI(title="Orkestr sandbox: simulated ERP, acquiring, loyalty, couriers, POS, notifications", lifespan=lifespan)
@@ -111,7 +114,8 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             parts = request.url.path.strip("/").split("/")
             name = parts[1] if parts[0] == "sandbox" and len(parts) > 1 else parts[0]
             name = PATH_SYSTEMS.get(name, name)
-            save([name] if name in sims else None)
+            bg.dirty.update([name] if name in sims else sims)
+            save()
         return response
 
     @app.get("/sandbox/health")

@@ -761,6 +761,7 @@ class CdekSim(Persisted):
         return order
 
     def _set_status(self, order: CdekOrder, code: str, city: str | None = None, reason: str | None = None) -> dict[str, Any]:
+        self.bg.touch("cdek")
         place = (order.src if code in SENDER_SIDE else order.dst) if city is None else (find_city(city) or None)
         status = {
             "code": code,
@@ -826,6 +827,7 @@ class CdekSim(Persisted):
         self.bg.outbox.send("cdek", order.uuid, ref, "POST", url, json_body=self.webhook_body(order, status))
 
     def _delivered(self, ref: dict[str, Any], state: str, http_status: int | None) -> None:
+        self.bg.touch("cdek")
         order = self.orders.get(ref["uuid"])
         if order is None or ref["index"] >= len(order.webhook_deliveries):
             return

@@ -98,6 +98,13 @@ class Background:
     def __init__(self, outbox: Outbox | None = None) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._outbox = outbox
+        #: systems whose state changed since they were last saved (``sandbox.state``)
+        self.dirty: set[str] = set()
+
+    def touch(self, system: str) -> None:
+        """Mark ``system``'s state changed: the app saves it at the next flush. Requests that
+        may change state mark their system themselves; background work calls this."""
+        self.dirty.add(system)
 
     @property
     def outbox(self) -> Outbox:

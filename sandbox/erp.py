@@ -154,6 +154,7 @@ class ErpSim(Persisted):
     # Every mutation below runs without an await between read and write: atomic on the loop.
 
     def set_quantity(self, sku: str, warehouse: str, quantity: int, recorder: str) -> Movement | None:
+        self.bg.touch("erp")
         key = (sku, warehouse)
         old = self.stock.get(key)
         quantity = max(0, quantity)

@@ -248,6 +248,7 @@ class PosSim(Persisted):
 
     def act(self, task: Task, action: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Change the task's status and build the event (no await: atomic on the loop)."""
+        self.bg.touch("pos")
         kinds, allowed_from, to = TRANSITIONS[action]
         if task.status == "cancelled":
             raise HTTPException(409, {"code": "cancelled", "message": f"task {task.task_id} was cancelled: {task.cancel_reason}"})

@@ -362,6 +362,7 @@ class PostSim(Persisted):
         return item, True
 
     def record(self, item: Item, oper_type: int, oper_attr: int, index: str | None = None) -> Operation:
+        self.bg.touch("post")
         if index is None:
             index = item.index_to if oper_type in (2, 5) or (oper_type, oper_attr) == (8, 2) else item.index_from
         op = Operation(oper_type, oper_attr, index, datetime.now(MSK))
