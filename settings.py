@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     sandbox_auto_delay_s: float = 3.0
     sandbox_seed: int = 42
     sandbox_products: int = 2000
+    #: the sandbox's state file; empty: ``{data_dir}/sandbox.db``; ``memory``: not kept
+    sandbox_state: str = ""
 
     # --- outside systems -------------------------------------------------------------------
     erp_url: str = f"{SANDBOX_DEFAULT}/erp"
@@ -112,6 +114,13 @@ class Settings(BaseSettings):
     erp_sync_delta_every_seconds: int = 60
 
     support_phone_salt: str = Field(default="orkestr-dev-salt")
+
+    def sandbox_state_path(self) -> str | None:
+        """Where the sandbox keeps its state across restarts (``sandbox.state``): the
+        ``sandbox_state`` setting, else ``{data_dir}/sandbox.db``; ``memory`` keeps nothing."""
+        if self.sandbox_state.strip().lower() == "memory":
+            return None
+        return self.sandbox_state.strip() or str(self.data_dir / "sandbox.db")
 
     def sandbox_url(self) -> str:
         return f"http://{self.sandbox_host}:{self.sandbox_port}"

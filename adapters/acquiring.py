@@ -116,7 +116,8 @@ class AcquiringClient:
     async def _call(
         self, operation: str, params: dict[str, Any], *, idempotency_key: str | None = None
     ) -> dict[str, Any]:
-        data = {"userName": self._user, "password": self._password}
+        # ``language`` (ISO 639-1): the gateway's messages reach operators, who read Russian
+        data = {"userName": self._user, "password": self._password, "language": "ru"}
         data.update({k: str(v) for k, v in params.items() if v is not None})
         headers = {"X-Idempotency-Key": idempotency_key} if idempotency_key else None
         resp = await request(self._http, SYSTEM, operation, "POST", f"payment/rest/{operation}.do", data=data, headers=headers)
@@ -231,7 +232,8 @@ class AcquiringClient:
             refunded=int(info.get("refundedAmount", 0)),
             action_code=int(body.get("actionCode", 0)),
             action_description=str(body.get("actionCodeDescription", "")),
-            masked_pan=card.get("maskedPan") or None,
+            # ``pan`` is the documented field (masked by the gateway); ``maskedPan`` its older twin
+            masked_pan=card.get("pan") or card.get("maskedPan") or None,
             amount=int(body.get("amount", 0)),
             currency=CURRENCY_ALPHA.get(currency, currency),
         )

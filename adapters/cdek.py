@@ -171,7 +171,8 @@ class CdekClient:
         body: dict[str, Any] = {
             "type": 1,
             "number": req.shipment_id,
-            "is_return": req.is_return,
+            # a customer's return to a store is a client return (CDEK's ``is_client_return``)
+            "is_client_return": req.is_return,
             "packages": [
                 {
                     "number": f"{req.shipment_id}-1",
@@ -293,21 +294,49 @@ class CdekClient:
 
     @staticmethod
     def parse_webhook(payload: Mapping[str, Any]) -> ShipmentUpdate:
-        """An ORDER_STATUS webhook body → a carrier-neutral update (ValueError if malformed)."""
+        """An ORDER_STATUS webhook body → a carrier-neutral update (ValueError if malformed).
+
+        The body (CDEK API v2, "Вебхуки", event ORDER_STATUS): ``{type, date_time, uuid,
+        attributes{is_return, is_reverse, is_client_return, cdek_number, number, code,
+        status_code, status_reason_code, status_date_time, city_name, city_code, deleted,
+        related_entities[{type, uuid, cdek_number}]?}}``. The order kind decides what a status
+        means (:func:`models.couriers.cdek_status`): the DELIVERED of a return or reverse order
+        is the parcel back with the sender (``returned``), not the customer's delivery. The
+        flags default to false when a body leaves them out. ``deleted: true`` withdraws a status
+        CDEK set by mistake: :attr:`ShipmentUpdate.deleted`, to be ignored by the receiver.
+        """
         if payload.get("type") != "ORDER_STATUS":
             raise ValueError(f"not an ORDER_STATUS webhook: {payload.get('type')!r}")
         try:
             attrs = payload["attributes"]
             code = str(attrs["code"])
             at = parse_cdek_time(str(attrs.get("status_date_time") or payload["date_time"]))
+            flags = {k: _flag(attrs, k) for k in ("is_return", "is_reverse", "is_client_return")}
+            kind = "reverse" if flags["is_reverse"] else "return" if flags["is_return"] else "client_return" if flags["is_client_return"] else "direct"
+            related = tuple(
+                str(e["uuid"]) for e in attrs.get("related_entities") or [] if str(e.get("type", "")).lower() in ("direct_order", "client_direct_order")
+            )
             return ShipmentUpdate(
                 carrier="cdek",
                 external_id=str(payload["uuid"]),
                 tracking_number=str(attrs["cdek_number"]) if attrs.get("cdek_number") else None,
                 shipment_id=str(attrs["number"]) if attrs.get("number") else None,
-                is_return=bool(attrs.get("is_return", False)),
-                event=TrackingEvent(code=code, status=cdek_status(code), at=at, city=attrs.get("city_name") or None),
+                is_return=kind != "direct",
+                event=TrackingEvent(code=code, status=cdek_status(code, kind=kind), at=at, city=attrs.get("city_name") or None),
                 reason_code=str(attrs["status_reason_code"]) if attrs.get("status_reason_code") else None,
+                kind=kind,
+                deleted=_flag(attrs, "deleted"),
+                direct_order=related[0] if related else None,
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"malformed ORDER_STATUS webhook: {exc}") from exc
+
+
+def _flag(attrs: Mapping[str, Any], name: str) -> bool:
+    """A webhook boolean: absent → false; anything but a JSON boolean is malformed."""
+    value = attrs.get(name, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise TypeError(f"attributes.{name} must be a boolean, got {value!r}")
+    return value

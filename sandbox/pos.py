@@ -14,7 +14,7 @@ Wire (``Authorization: Bearer <token>``):
 * ``POST /pos/v1/stores/{location_id}/notifications`` ``{id, text, task_id?}`` — idempotent by id.
 
 Events go to the task's ``callback_url`` with header ``X-Pos-Token`` (see ``models.pos.PosEvent``),
-through ``sandbox.common.deliver`` (retried like a real system).
+through the outbox (``sandbox.state.Outbox``: persisted, retried like a real system).
 
 Drive (the store staff) under ``/sandbox/pos/{location_id}``: list tasks and
 notifications, and press ``assembled``, ``shortage``, ``ready``, ``issued``, ``received``,
@@ -31,15 +31,16 @@ import secrets
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import structlog
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from sandbox.common import Background, Faults, SandboxConfig, deliver
+from sandbox.common import Background, Faults, SandboxConfig, send_once
 from sandbox.demo_data import shared
+from sandbox.state import Persisted
 
 log = structlog.get_logger("sandbox.pos")
 
@@ -146,8 +147,14 @@ class Task:
         return asdict(self)
 
 
-class PosSim:
-    """Tasks and notifications per store, and the store staff acting on them."""
+class PosSim(Persisted):
+    """Tasks and notifications per store, and the store staff acting on them; kept across
+    restarts. Events go to Orkestr through the outbox (persisted, retried, in order per task)."""
+
+    persisted: ClassVar[dict[str, Any]] = {
+        "tasks": dict[str, Task],
+        "notifications": dict[str, dict[str, dict[str, Any]]],
+    }
 
     faults: Faults
 
@@ -160,6 +167,13 @@ class PosSim:
         self.locations = set(data.location_index)
         self.tasks: dict[str, Task] = {}
         self.notifications: dict[str, dict[str, dict[str, Any]]] = {}
+
+    async def start(self) -> None:
+        """After a restart, auto mode's staff carry on with every task they had not finished."""
+        if self.config.auto:
+            for task in self.tasks.values():
+                if task.status not in FINAL | {"cancelled"}:
+                    self.bg.spawn(self._auto(task))
 
     # --- wire operations ---------------------------------------------------------------------------
 
@@ -234,6 +248,7 @@ class PosSim:
 
     def act(self, task: Task, action: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Change the task's status and build the event (no await: atomic on the loop)."""
+        self.bg.touch("pos")
         kinds, allowed_from, to = TRANSITIONS[action]
         if task.status == "cancelled":
             raise HTTPException(409, {"code": "cancelled", "message": f"task {task.task_id} was cancelled: {task.cancel_reason}"})
@@ -253,7 +268,7 @@ class PosSim:
         task.status = to
         task.updated_at = event["occurred_at"]
         task.events.append(event)
-        log.info("pos.event", location_id=task.location_id, task_id=task.task_id, action=action)
+        log.debug("pos.event", location_id=task.location_id, task_id=task.task_id, action=action)
         return event
 
     def validate_lines(self, task: Task, lines: list[QtyIn]) -> list[dict[str, Any]]:
@@ -275,14 +290,17 @@ class PosSim:
         return {"X-Pos-Token": self.config.pos_callback_token}
 
     async def send(self, task: Task, event: dict[str, Any], *, wait: bool) -> int | None:
-        """Post the event to the task's callback URL. ``wait``: one attempt now (the staff
-        sees the answer), redelivered in the background if Orkestr did not take it."""
+        """Post the event to the task's callback URL. ``wait``: one attempt now (the staff sees
+        the answer), then the outbox redelivers it if Orkestr did not take it; otherwise straight
+        to the outbox (persisted, retried, in order per task)."""
         if not wait:
-            resp = await deliver("POST", task.callback_url, json=event, headers=self._headers())
-            return resp.status_code if resp is not None else None
-        resp = await deliver("POST", task.callback_url, json=event, headers=self._headers(), attempts=1, first_delay_s=0)
+            self.bg.outbox.send("pos", task.task_id, {"task_id": task.task_id}, "POST", task.callback_url,
+                                json_body=event, headers=self._headers())
+            return None
+        resp = await send_once("POST", task.callback_url, json=event, headers=self._headers())
         if resp is None or resp.status_code >= 500:
-            self.bg.spawn(deliver("POST", task.callback_url, json=event, headers=self._headers(), first_delay_s=1))
+            self.bg.outbox.send("pos", task.task_id, {"task_id": task.task_id}, "POST", task.callback_url,
+                                json_body=event, headers=self._headers(), attempts_done=1)
             return resp.status_code if resp is not None else None
         return resp.status_code
 
@@ -300,8 +318,11 @@ class PosSim:
                 (2 * delay, "inspected", lambda: {"accepted": self.all_lines(task), "rejected": []}),
             ],
         }.get(task.kind, [])
+        done = {e.get("event") for e in task.events}
         try:
             for wait_s, action, payload in steps:
+                if action in done:  # done before a restart
+                    continue
                 await asyncio.sleep(wait_s)
                 try:
                     event = self.act(task, action, payload())
