@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from api import errors
+from observability import RequestMetrics, refresh_orders_gauge
+from offline_docs import mount_offline_docs
 from api.routes import callbacks, delivery, history, orders, products, reports, reservations, returns, stock, tasks
 from settings import Settings, get_settings
 
@@ -36,12 +38,16 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
             await app.state.engine.dispose()
 
     app = FastAPI(
+        docs_url=None,  # served from a package by offline_docs: /docs and /redoc work with no internet
+        redoc_url=None,
         title="Orkestr",
         version="0.1.0",
         description="Omnichannel order orchestration: orders, returns and reservations as durable workflows.",
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.add_middleware(RequestMetrics)
+    mount_offline_docs(app)
     errors.install(app)
     for module in (orders, history, products, callbacks, stock, delivery, reports, tasks, returns, reservations):
         app.include_router(module.router)
@@ -52,6 +58,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     async def metrics() -> Response:
+        await refresh_orders_gauge(app.state.engine)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/payment-return", tags=["orders"], response_class=PlainTextResponse)
