@@ -146,7 +146,6 @@ def build_worker(client: Client, settings: Settings, wired: Wiring, *, task_queu
 
 async def bootstrap(client: Client, settings: Settings, *, schedules: bool = True, initial_sync: bool = True) -> None:
     """Start-up chores, all idempotent: the courier webhook, the ERP sync schedules, a first import."""
-    from datetime import timedelta
 
     from temporalio.client import (
         Schedule,
@@ -166,20 +165,20 @@ async def bootstrap(client: Client, settings: Settings, *, schedules: bool = Tru
         await cdek.register_webhook(f"{settings.public_url.rstrip('/')}/callbacks/couriers/cdek/"
                                     f"{settings.courier_webhook_secret}")
     if schedules:
-        for mode, every in (("full", timedelta(minutes=settings.erp_sync_full_every_minutes)),
-                            ("delta", timedelta(seconds=settings.erp_sync_delta_every_seconds))):
-            try:
-                await client.create_schedule(
-                    f"erp-sync-{mode}",
-                    Schedule(
-                        action=ScheduleActionStartWorkflow(ErpStockSyncWorkflow.run, SyncInput(mode=mode),
-                                                           id=f"erp-sync-{mode}", task_queue=settings.task_queue),
-                        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
-                        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
-                    ),
-                )
-            except ScheduleAlreadyRunningError:
-                pass
+        try:
+            await client.create_schedule(
+                "erp-sync-full",
+                Schedule(
+                    action=ScheduleActionStartWorkflow(ErpStockSyncWorkflow.run, SyncInput(mode="full"),
+                                                       id="erp-sync-full", task_queue=settings.task_queue),
+                    spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(
+                        every=timedelta(minutes=settings.erp_sync_full_every_minutes))]),
+                    policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+                ),
+            )
+        except ScheduleAlreadyRunningError:
+            pass
+        await start_delta_sync(client, settings)
     if initial_sync:
         handle = await client.start_workflow(
             ErpStockSyncWorkflow.run, SyncInput(mode="full"), id="erp-sync-initial", task_queue=settings.task_queue,
@@ -187,6 +186,28 @@ async def bootstrap(client: Client, settings: Settings, *, schedules: bool = Tru
         )
         result = await handle.result()
         log.info("erp.initial_sync", **result.__dict__)
+
+
+DELTA_SYNC_ID = "erp-sync-delta"
+
+
+async def start_delta_sync(client: Client, settings: Settings) -> None:
+    """The one long-running delta sync (workflows.erp_sync): started if missing, told the current interval
+    if running (signal-with-start). A delta *schedule* left by an older version is removed."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from workflows.erp_sync import SyncInput
+
+    try:
+        await client.get_schedule_handle(DELTA_SYNC_ID).delete()
+        log.info("erp.delta_schedule_removed", replaced_by=f"workflow {DELTA_SYNC_ID}")
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+    every = settings.erp_sync_delta_every_seconds
+    await client.start_workflow(
+        ErpStockSyncWorkflow.run, SyncInput(mode="delta", every_seconds=every), id=DELTA_SYNC_ID,
+        task_queue=settings.task_queue, start_signal="set_interval", start_signal_args=[every])
 
 
 async def connect(settings: Settings, runtime: Any = None) -> Client:
