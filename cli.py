@@ -293,7 +293,8 @@ async def _orders_stuck(age, limit: int) -> int:  # type: ignore[no-untyped-def]
 
 @orders_app.command("failed")
 def orders_failed(limit: int = typer.Option(200, min=1, max=5000)) -> None:
-    """Orders on hold (a step refused, waiting for `orkestr order retry`) and failed order workflows."""
+    """Every order that needs a person, with the reason: on hold (projection) or parked (Temporal), failing
+    (an activity retried 3+ times, or the workflow code failing) and failed or terminated workflows."""
     _run(_orders_failed, limit)
 
 
@@ -308,7 +309,7 @@ async def _orders_failed(limit: int) -> int:
     finally:
         if engine is not None:
             await engine.dispose()
-    render_problems(Console(), problems, "Orders on hold or failed")
+    render_problems(Console(), problems, "Orders on hold, parked, failing or failed")
     return EXIT_OK
 
 
