@@ -44,14 +44,15 @@ class OrdersRepo:
     async def save(self, snapshot: OrderSnapshot) -> "Saved | None":
         """Upsert the snapshot unless a newer version is stored. Returns None when a newer version was
         there (nothing written), else what the row's status was before (None for a new order): a retried
-        or repeated save of the same status is told apart from a change of status."""
+        or repeated save of the same status is told apart from a change of status. ``before`` reads the row
+        as the statement's snapshot saw it (one workflow saves its order's snapshots one at a time)."""
         data = snapshot_to_json(snapshot)
         async with self.engine.begin() as conn:
             row = (
                 await conn.execute(
                     text(
                         """
-                        WITH before AS (SELECT status FROM orders WHERE order_id = :order_id FOR UPDATE)
+                        WITH before AS (SELECT status FROM orders WHERE order_id = :order_id)
                         INSERT INTO orders (order_id, status, channel, phone, phone_hash, customer_name, store_id,
                                             total, currency, version, snapshot, created_at, updated_at)
                         VALUES (:order_id, :status, :channel, :phone, :phone_hash, :name, :store_id,
