@@ -219,3 +219,45 @@ def test_stop_goes_senders_first_and_waits_for_the_worker_to_drain(tmp_path: Pat
     stack.stop()
     assert [line for line in log.read_text().split("\n") if line and not line.startswith("up ")] == [
         "sandbox", "worker", "api", "temporal"]
+
+
+# --- a part that cannot serve exits at once, non-zero ----------------------------------------------------
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nobody listens there once closed
+
+
+def _run_part(part: str, tmp_path: Path, **env: str) -> tuple[int, float, str]:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("ORKESTR_")}
+    full.update({"ORKESTR_DATA_DIR": str(tmp_path), "ORKESTR_LOG_FORMAT": "json",
+                 "ORKESTR_DATABASE_URL": "postgresql://nobody@/nothing?host=/nonexistent", **env})
+    started = time.monotonic()
+    out = subprocess.run([sys.executable, "-m", "cli", part], env=full, capture_output=True, text=True, cwd=ROOT,
+                         timeout=60)
+    return out.returncode, time.monotonic() - started, out.stdout + out.stderr
+
+
+def test_an_api_or_worker_that_cannot_reach_temporal_exits_non_zero_at_once(tmp_path: Path) -> None:
+    nowhere = f"127.0.0.1:{_closed_port()}"
+    code, took, said = _run_part("api", tmp_path, ORKESTR_TEMPORAL_ADDRESS=nowhere, ORKESTR_API_PORT=str(_closed_port()))
+    assert code != 0 and took < 30, said[-2000:]
+    assert "Connection refused" in said
+    code, took, said = _run_part("worker", tmp_path, ORKESTR_TEMPORAL_ADDRESS=nowhere,
+                                 ORKESTR_METRICS_PORT=str(_closed_port()))
+    assert code == 1 and took < 45, said[-2000:]
+    assert f"cannot connect to Temporal at {nowhere}" in said
+
+
+def test_a_server_whose_port_is_taken_exits_non_zero(tmp_path: Path) -> None:
+    """The sandbox, served like the API (`cli._serve`: uvicorn binds after the app's start-up, which for the
+    API needs Temporal, so the sandbox shows the bind failure alone)."""
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    try:
+        code, took, said = _run_part("sandbox", tmp_path, ORKESTR_SANDBOX_PORT=str(holder.getsockname()[1]))
+        assert code != 0 and took < 45, said[-2000:]
+        assert "address already in use" in said.lower()
+    finally:
+        holder.close()
