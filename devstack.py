@@ -180,14 +180,21 @@ def read_state(data_dir: Path) -> dict[str, Any] | None:
 
 
 # --- processes -----------------------------------------------------------------------------------------
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the supervisor dies (even by SIGKILL), so no part is orphaned."""
+def _die_with_parent_hook() -> Any:
+    """A pre-exec hook for the children: SIGTERM when the supervisor dies (even by SIGKILL), so no part is
+    orphaned (Linux ``prctl(PR_SET_PDEATHSIG)``). libc is loaded here, in the parent: between fork and
+    exec the child only makes the one call (no import, no lock another thread could hold)."""
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        pass
+        return None
+
+    def hook() -> None:
+        prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    return hook
 
 
 def _relay_lines(stream: Any, logger: Any, stopping: threading.Event) -> None:
@@ -252,11 +259,12 @@ class Stack:
         self.pg: Any = None
         self.env: dict[str, str] = {}
         self.state_file: Path | None = None
+        self.pre_exec = _die_with_parent_hook()
 
     # starting ----------------------------------------------------------------------------------
     def spawn(self, part: Part) -> None:
         part.proc = subprocess.Popen(
-            part.args, env=self.env, start_new_session=True, preexec_fn=_die_with_parent,
+            part.args, env=self.env, start_new_session=True, preexec_fn=self.pre_exec,
             stdout=subprocess.PIPE if part.relay_output else None,
             stderr=subprocess.STDOUT if part.relay_output else None)
         part.started_at = time.monotonic()
