@@ -83,7 +83,7 @@ class FulfillmentInput:
     assembly_sla_minutes: int = 120
     #: webhooks are the norm; polling catches a lost one (post: the only way)
     poll_hours: int = 6
-    post_poll_hours: int = 4
+    post_poll_minutes: int = 240
     #: people and timers (workflows.escalation): one more interval after the SLA per step (0: half the SLA)
     escalate_after_minutes: int = 0
     auto_resource: bool = True  # move the shipment elsewhere on a shortage before asking a person
@@ -191,7 +191,7 @@ class FulfillmentWorkflow(AssemblyEscalation):
     async def _follow_carrier(self) -> datetime | None:
         inp = self._inp
         assert self._booking is not None
-        poll = timedelta(hours=inp.post_poll_hours if inp.carrier == "post" else inp.poll_hours)
+        poll = timedelta(minutes=inp.post_poll_minutes) if inp.carrier == "post" else timedelta(hours=inp.poll_hours)
         seen = 0
         while self._state not in FINAL:
             if self._cancel is not None and self._state not in LEFT_THE_STORE:

@@ -371,6 +371,7 @@ class OrderWorkflow(OrderEdits, OrderChanges, PickupStage):
                 reservation_keys=self._allocation_keys[sid], delivery=inp.delivery, customer=inp.customer,
                 carrier=shipment.carrier or "cdek", parent_id=workflow.info().workflow_id,
                 assembly_sla_minutes=loc.assembly_sla_minutes or inp.assembly_sla_minutes,
+                post_poll_minutes=inp.post_poll_minutes,
             )
             handles.append(await workflow.start_child_workflow(
                 FulfillmentWorkflow.run, child, id=sid,

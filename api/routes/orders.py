@@ -92,6 +92,7 @@ async def _place(body: OrderIn, temporal: Any, catalog: CatalogRepo, ledger: Led
         currency=settings.currency,
         placed_at=placed_at,
         payment_window_minutes=settings.payment_window_minutes, payment_poll_minutes=settings.payment_poll_minutes,
+        post_poll_minutes=settings.post_poll_minutes or 240,
         assembly_sla_minutes=(settings.assembly_sla_pickup_minutes if body.delivery.method == DeliveryMethod.pickup
                               else settings.assembly_sla_ship_minutes),
         return_window_days=settings.return_window_days,
