@@ -6,6 +6,7 @@ from datetime import datetime, time
 
 from models.order import DeliveryMethod, Delivery, OrderInput
 from models.sourcing import (
+    DEFAULT_WEIGHTS,
     Destination,
     SourceLocation,
     SourcingLine,
@@ -45,7 +46,7 @@ def source_location(loc: LocationInfo) -> SourceLocation:
     return SourceLocation(
         id=loc.id, name=loc.name, kind=loc.kind, city=loc.city, region=loc.region, lat=loc.lat, lon=loc.lon,  # type: ignore[arg-type]
         ship_from_store=loc.ship_from_store, pickup=loc.pickup, opens_at=_hhmm(loc.opens_at),
-        closes_at=_hhmm(loc.closes_at), daily_capacity=loc.daily_capacity,
+        closes_at=_hhmm(loc.closes_at), daily_capacity=loc.daily_capacity, assigned_today=loc.assigned_today,
         utc_offset_minutes=REGION_UTC_OFFSET_MIN.get(loc.region),
     )
 
@@ -66,8 +67,14 @@ def destination(delivery: Delivery, locations: list[LocationInfo]) -> Destinatio
 
 def plan_shipments(inp: OrderInput, view: StockView, *, now: datetime,
                    exclude: frozenset[str] = frozenset()) -> SourcingPlan:
+    return source(sourcing_request(inp, view, now=now, exclude=exclude))
+
+
+def sourcing_request(inp: OrderInput, view: StockView, *, now: datetime,
+                     exclude: frozenset[str] = frozenset()) -> SourcingRequest:
+    """The ``models.sourcing`` request for an order against a stock view (pure)."""
     pickup = inp.delivery.method == DeliveryMethod.pickup
-    return source(SourcingRequest(
+    return SourcingRequest(
         lines=[SourcingLine(pos_id=l.pos_id, sku=l.sku, qty=l.qty) for l in inp.lines],
         locations=[source_location(l) for l in view.locations],
         available={(a.sku, a.location_id): a.available for a in view.available},
@@ -76,7 +83,8 @@ def plan_shipments(inp: OrderInput, view: StockView, *, now: datetime,
         pickup_store_id=inp.delivery.store_id if pickup else None,
         now=now,
         exclude=exclude,
-    ))
+        weights=view.weights or DEFAULT_WEIGHTS,
+    )
 
 
 def delivery_price(delivery: Delivery, shipments: int) -> int:
