@@ -206,6 +206,15 @@ class Ledger:
                 for r in rows
             ]
 
+    async def assigned_today(self) -> dict[str, int]:
+        """Holds placed since midnight UTC per location, counted by owner (≈ shipments given today):
+        the load the sourcing rules' capacity weight uses."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(text(
+                "SELECT location_id, count(DISTINCT owner) AS n FROM reservation "
+                "WHERE created_at >= date_trunc('day', now()) AND status <> 'released' GROUP BY location_id"))
+            return {r.location_id: r.n for r in rows}
+
     async def locations(self) -> list[LocationInfo]:
         async with self.engine.connect() as conn:
             rows = await conn.execute(text("SELECT * FROM location ORDER BY id"))

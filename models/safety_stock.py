@@ -33,9 +33,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Mapping
+from datetime import datetime
+from typing import Any, Iterable, Mapping
 
-__all__ = ["SafetyStockPolicy", "ShortageHistory", "LearnedSafetyStock", "learn_safety_stock", "units_to_keep"]
+__all__ = ["SafetyStockPolicy", "ShortageHistory", "LearnedSafetyStock", "learn_safety_stock", "units_to_keep",
+           "history_from_timelines"]
 
 
 @dataclass(frozen=True)
@@ -114,3 +116,30 @@ def learn_safety_stock(history: ShortageHistory, policy: SafetyStockPolicy) -> L
         if k:
             keep[loc] = k
     return LearnedSafetyStock(per_location=keep, blocked=frozenset(history.recent_short), miss_rate=rates)
+
+
+def history_from_timelines(orders: Iterable[tuple[Mapping[str, int], Iterable[tuple[datetime, str, Mapping[str, Any]]]]],
+                           *, memory_since: datetime) -> ShortageHistory:
+    """The history from the order projection's timelines. Each order is ``(lines per shipment id,
+    [(at, kind, data), …] in time order)`` with the entries the order workflow writes:
+    ``sourced`` (``shipment_id``, ``location_id``): the shipment's lines go to that location;
+    ``shipment_assembling`` with ``location_id`` (a move): its lines go to the new location;
+    ``shipment_assembling`` with ``shortage_sku``: one line reported short where it is now."""
+    lines: dict[str, int] = {}
+    short: dict[str, int] = {}
+    recent: set[tuple[str, str]] = set()
+    for n_lines, events in orders:
+        where: dict[str, str] = {}
+        for at, kind, data in events:
+            sid = str(data.get("shipment_id", ""))
+            if kind == "sourced" or (kind == "shipment_assembling" and data.get("location_id")):
+                loc = str(data.get("location_id", ""))
+                if loc and sid:
+                    where[sid] = loc
+                    lines[loc] = lines.get(loc, 0) + n_lines.get(sid, 1)
+            elif kind == "shipment_assembling" and data.get("shortage_sku") and sid in where:
+                loc = where[sid]
+                short[loc] = short.get(loc, 0) + 1
+                if at >= memory_since:
+                    recent.add((loc, str(data["shortage_sku"])))
+    return ShortageHistory(lines=lines, short=short, recent_short=frozenset(recent))

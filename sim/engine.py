@@ -100,6 +100,7 @@ class OrderIntent:
     lines: tuple[tuple[str, int], ...]  # (sku, qty) wished for
     u: float  # the customer's own random number (answers, payment)
     order_id: str = ""
+    place: tuple[str, str] | None = None  # (region, city) when ``city`` is not known yet (replayed orders)
 
 
 class Shipment:
@@ -134,6 +135,7 @@ class Order:
         self.cancelled = self.store_first = self.split = self.rejected = self.done = False
         self.open_shipments = 0
         self.first_locs: tuple[str, ...] = ()
+        self.promise_days: float | None = None
 
 
 @dataclass
@@ -157,6 +159,8 @@ class Outcome:
     reached_person: int = 0  # an operator or supervisor task was opened
     substituted: int = 0
     still_open: int = 0
+    promised: int = 0  # orders with a promised date (replay with carrier rules)
+    promise_days_sum: float = 0.0
     shipments: int = 0
     distance_km_sum: float = 0.0
     tasks_assembled: int = 0
@@ -187,6 +191,7 @@ class Outcome:
             "substituted_share": round(self.share(self.substituted), 4),
             "store_share": round(self.share(self.store_orders), 4),
             "mean_distance_km": round(self.distance_km_sum / self.shipments, 1) if self.shipments else 0.0,
+            "mean_promised_days": round(self.promise_days_sum / self.promised, 2) if self.promised else None,
             "assembly_sla_kept": round(self.tasks_in_sla / self.tasks_assembled, 4) if self.tasks_assembled else 0.0,
             "shortage_causes": dict(self.causes), "still_open": self.still_open, "offline_sales": self.offline_sales, "offline_lost": self.offline_lost,
             "per_day": self.per_day, "seconds": round(self.seconds, 2),
@@ -221,11 +226,14 @@ class Simulation:
     replaces the generated demand (``sim.replay`` feeds real orders)."""
 
     def __init__(self, chain: Chain, behaviour: Behaviour, policy: Policy, *, seed: int = 1, days: int = 30,
-                 warmup_days: int = 7, intents: list[OrderIntent] | None = None) -> None:
+                 warmup_days: int = 7, intents: list[OrderIntent] | None = None, start: datetime = START,
+                 carrier_rules: list[Any] | None = None) -> None:
         if days < 1 or not 0 <= warmup_days < days:
             raise ValueError("days: must be >= 1, warmup_days between 0 and days - 1")
         self.chain, self.b, self.policy, self.seed = chain, behaviour, policy, seed
         self.days, self.warmup = days, warmup_days
+        self.start, self.weekday0 = start, start.weekday()
+        self.carrier_rules = carrier_rules  # models.promise.CarrierRule: promised dates are measured when given
         self.horizon = (days + DRAIN_DAYS) * 1440.0
         self.rng_sales = random.Random(f"sales:{seed}")
         self.rng_store = random.Random(f"stores:{seed}")
@@ -236,7 +244,8 @@ class Simulation:
         self.learned = LearnedSafetyStock()
         self._build_network()
         self._build_stock()
-        self.intents = intents if intents is not None else self._demand()
+        self.intents = ([replace(i, city=self.city_index(*i.place)) if i.place else i for i in intents]
+                        if intents is not None else self._demand())
         self.out = Outcome(policy.key, policy.label, days, warmup_days)
         self.orders: list[Order] = []
 
@@ -291,6 +300,19 @@ class Simulation:
             self.dest.append(order_destination(Delivery(method=DeliveryMethod.courier,
                                                         address=Address(region=region, city=city, line="", postcode="")),
                                                self.locs))
+
+    def city_index(self, region: str, city: str) -> int:
+        """The customer city ``(region, city)``; a city not known yet is added (coordinates borrowed
+        from a location there, as the workflow does; unknown when there is none)."""
+        key = (region.strip().upper(), city.strip().casefold())
+        for i, (r, c, _, _, _) in enumerate(self.cities):
+            if (r.upper(), c.casefold()) == key:
+                return i
+        dest = order_destination(Delivery(method=DeliveryMethod.courier,
+                                          address=Address(region=region, city=city, line="", postcode="")), self.locs)
+        self.cities.append((region, city, dest.lat, dest.lon, []))  # type: ignore[arg-type]
+        self.dest.append(dest)
+        return len(self.cities) - 1
 
     def _build_stock(self) -> None:
         ch, b = self.chain, self.b
@@ -441,7 +463,7 @@ class Simulation:
         return self.open_min[li] <= m < self.close_min[li]
 
     def now(self, t: float) -> datetime:
-        return START + timedelta(minutes=t)
+        return self.start + timedelta(minutes=t)
 
     # ------------------------------------------------------------------ the floor
     def _evolve(self, p: int, t: float) -> None:
@@ -480,7 +502,7 @@ class Simulation:
             if not tr["offline_units_per_store_day"] or not self._is_open(li, t):
                 continue
             day, m = divmod(int(self._local(li, t)), 1440)
-            lam = (tr["offline_units_per_store_day"] * _STORE_HOUR[m // 60] * _STORE_WEEKDAY[day % 7]
+            lam = (tr["offline_units_per_store_day"] * _STORE_HOUR[m // 60] * _STORE_WEEKDAY[(day + self.weekday0) % 7]
                    / self.hour_weight[li] * TICK / 60.0)
             cum = self.store_cum[li]
             pairs = self.store_pairs[li]
@@ -611,7 +633,7 @@ class Simulation:
             self.binned[p] -= q
         sh.picked = {}
 
-    def _distance(self, sh: Shipment) -> float:
+    def _distance(self, sh: Shipment) -> float | None:
         o = sh.order
         loc = self.locs[sh.li]
         if o.intent.pickup_store is not None:
@@ -620,6 +642,8 @@ class Simulation:
             ps = self.locs[self.loc_index[o.intent.pickup_store]]
             return haversine_km(loc.lat, loc.lon, ps.lat, ps.lon)
         _, _, lat, lon, _ = self.cities[o.intent.city]
+        if lat is None or lon is None:
+            return None
         return haversine_km(loc.lat, loc.lon, lat, lon)
 
     # ------------------------------------------------------------------ orders
@@ -655,6 +679,8 @@ class Simulation:
             sh.dist = self._distance(sh)
             o.shipments.append(sh)
         o.first_locs = tuple(s.location_id for s in plan.shipments)
+        if self.carrier_rules is not None and intent.pickup_store is None:
+            o.promise_days = self._promise_days(plan.shipments, intent.city, t)
         o.store_first = any(self.is_store[s.li] for s in o.shipments)
         o.split = len(o.shipments) > 1
         o.open_shipments = len(o.shipments)
@@ -664,6 +690,19 @@ class Simulation:
         else:
             delay = min(_lognormal(rng, self.b.payment_median_min * 1.2), self.b.payment_window_min - 0.5)
             self._push(t + delay, E_PAY, o)
+
+    def _promise_days(self, shipments: Any, city: int, t: float) -> float | None:
+        """Calendar days from the order to the last promised day of the best delivery option
+        (``models.delivery.delivery_options`` with the carrier rules), or None when none serves."""
+        from models.delivery import delivery_options, region_tz
+
+        region = self.cities[city][0]
+        now = self.now(t)
+        opts = delivery_options(shipments, {l.id: l for l in self.locs}, self.carrier_rules or [], region=region,
+                                now=now, assembly_minutes=SLA_SHIP)
+        if not opts:
+            return None
+        return float((opts[0].date_to - now.astimezone(region_tz(region)).date()).days)
 
     def _expire(self, o: Order) -> None:
         for sh in o.shipments:
@@ -921,9 +960,12 @@ class Simulation:
         else:
             out.delivered_complete += 1
         for sh in o.shipments:
-            if sh.state == "done":
+            if sh.state == "done" and sh.dist is not None:
                 out.shipments += 1
                 out.distance_km_sum += sh.dist
+        if o.promise_days is not None:
+            out.promised += 1
+            out.promise_days_sum += o.promise_days
         day = int(o.intent.at // 1440)
         while len(out.per_day) <= day:
             out.per_day.append({"day": len(out.per_day) + 1, "orders": 0, "store_orders": 0, "not_assemblable": 0})
@@ -1045,6 +1087,7 @@ def _cumulative(weights: Any) -> Any:
 
 
 def run(chain: Chain, behaviour: Behaviour, policy: Policy, *, seed: int = 1, days: int = 30,
-        warmup_days: int = 7, intents: list[OrderIntent] | None = None) -> Outcome:
+        warmup_days: int = 7, intents: list[OrderIntent] | None = None, **kw: Any) -> Outcome:
     """One configuration, one run (see ``Simulation``)."""
-    return Simulation(chain, behaviour, policy, seed=seed, days=days, warmup_days=warmup_days, intents=intents).run()
+    return Simulation(chain, behaviour, policy, seed=seed, days=days, warmup_days=warmup_days, intents=intents,
+                      **kw).run()

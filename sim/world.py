@@ -97,7 +97,7 @@ class Behaviour:
 
     # offline sales and stock that is wrong in the ERP
     offline_units_per_store_day: tuple[float, float] = (60.0, 200.0)
-    record_error_share: tuple[float, float] = (0.35, 0.65)  # stocked pairs whose record is wrong at the start
+    record_error_share: tuple[float, float] = (0.3, 0.6)  # stocked pairs whose record is wrong at the start
     record_error_overstated: float = 0.65  # of wrong records: the ERP says more than there is
     misplaced_share: tuple[float, float] = (0.04, 0.16)  # units on the floor that cannot be found
     misplaced_found_days: float = 3.0  # mean time until a misplaced unit turns up again
