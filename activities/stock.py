@@ -46,11 +46,9 @@ class StockActivities:
                         for a in rows]
             if weights.reliability_km:
                 weights = dataclasses.replace(weights, shortage_rate=dict(learned.miss_rate))
-        if weights.capacity_km:
-            load = await self.ledger.assigned_today()
-            locations = [dataclasses.replace(l, assigned_today=load.get(l.id, 0)) for l in locations]
+        load = await self.ledger.assigned_today() if weights.capacity_km else None
         return StockView(locations=locations, available=[a for a in rows if a.available > 0], weights=weights,
-                         rules_version=rules.version)
+                         rules_version=rules.version, assigned_today=load)
 
     async def _learned_for(self, rules: SourcingRules) -> LearnedSafetyStock:
         """The learned safety stock from the projection, recomputed at most every 15 minutes."""

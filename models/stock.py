@@ -70,7 +70,6 @@ class LocationInfo:
     safety_stock: int = 0
     pickup_window_days: int = 3
     assembly_sla_minutes: int | None = None
-    assigned_today: int = 0  # shipments given to the location today (capacity weight; 0 = not counted)
 
 
 @dataclass(frozen=True)
@@ -82,6 +81,8 @@ class StockView:
     #: the sourcing rule set in force when the view was read (``rules/active.toml``); None = defaults
     weights: SourcingWeights | None = None
     rules_version: int | None = None
+    #: shipments given to each location today (read only when the rules weigh capacity)
+    assigned_today: dict[str, int] | None = None
 
 
 def reservation_key(owner: str, pos_id: int, location_id: str, attempt: int = 1) -> str:

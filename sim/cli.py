@@ -34,6 +34,8 @@ def simulate(
     seed: int = typer.Option(1, help="same seed, same numbers"),
     configs: str = typer.Option("abcdef", help="configurations to run, e.g. 'af'"),
     workers: int = typer.Option(2, min=1, max=8, help="processes"),
+    target_miss: float | None = typer.Option(None, min=0.001, max=0.5,
+                                             help="the learned safety stock's target_miss in (d) and (f) (default 0.05)"),
     out: Path = typer.Option(Path("docs/simulation"), help="directory for simulation.json and simulation.png"),
     chart: bool = typer.Option(True, help="draw the PNG chart (needs matplotlib: pip install -e '.[sim]')"),
     replay_orders: str | None = typer.Option(None, "--replay-orders", metavar="FROM..TO",
@@ -60,6 +62,11 @@ def simulate(
 
     try:
         policies = pick_configurations(list(configs))
+        if target_miss is not None:
+            from dataclasses import replace
+
+            policies = [replace(p, learned_safety=replace(p.learned_safety, target_miss=target_miss))
+                        if p.learned_safety is not None else p for p in policies]
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from exc

@@ -372,8 +372,14 @@ class Simulation:
             w = [self.pop[ch.product_of[self.sku_of[p]]] * self._size_weight(self.sku_of[p]) for p in pairs]
             self.store_cum.append(list(_cumulative(w)))
         self.siblings: dict[int, list[int]] = {}
-        self.hour_weight = [max(sum(_STORE_HOUR[h] for h in range(24) if self._hour_open(li, h)), 1e-9)
-                            for li in range(len(self.locs))]
+        # walk-in demand per TICK by local hour of the week (Monday 00-01 first); 0 while closed
+        self.sellers = [li for li in range(len(self.locs)) if self.trait[li]["offline_units_per_store_day"]]
+        self.rate_how: list[list[float]] = []
+        for li in range(len(self.locs)):
+            daily = self.trait[li]["offline_units_per_store_day"]
+            weight = max(sum(_STORE_HOUR[h] for h in range(24) if self._hour_open(li, h)), 1e-9)
+            self.rate_how.append([daily * _STORE_HOUR[h % 24] * _STORE_WEEKDAY[h // 24] / weight * TICK / 60.0
+                                  if self._hour_open(li, h % 24) else 0.0 for h in range(168)])
         self.upload_queue: list[list[tuple[int, int, int]]] = [[] for _ in self.locs]
 
     def _size_weight(self, sku: str) -> float:
@@ -458,10 +464,6 @@ class Simulation:
             t += left + (1440 - c + o)
         return t + work
 
-    def _is_open(self, li: int, t: float) -> bool:
-        m = self._local(li, t) % 1440
-        return self.open_min[li] <= m < self.close_min[li]
-
     def now(self, t: float) -> datetime:
         return self.start + timedelta(minutes=t)
 
@@ -497,13 +499,12 @@ class Simulation:
         """Offline sales and shrinkage of the last ``TICK`` minutes in every open store."""
         rng = self.rng_sales
         measured = self.warmup * 1440 <= t < self.days * 1440
-        for li in range(len(self.locs)):
-            tr = self.trait[li]
-            if not tr["offline_units_per_store_day"] or not self._is_open(li, t):
+        how0 = self.weekday0 * 24
+        for li in self.sellers:
+            lam = self.rate_how[li][(int(t + self.off[li]) // 60 + how0) % 168]
+            if not lam:
                 continue
-            day, m = divmod(int(self._local(li, t)), 1440)
-            lam = (tr["offline_units_per_store_day"] * _STORE_HOUR[m // 60] * _STORE_WEEKDAY[(day + self.weekday0) % 7]
-                   / self.hour_weight[li] * TICK / 60.0)
+            tr = self.trait[li]
             cum = self.store_cum[li]
             pairs = self.store_pairs[li]
             for _ in range(_poisson(rng, lam)):
