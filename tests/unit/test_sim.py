@@ -63,3 +63,19 @@ def test_listing_only_the_locations_that_hold_the_cart_changes_no_plan(chain) ->
         assert source(short) == source(full)
         checked += 1
     assert checked == 300
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--configs", "az"], "unknown ['z']"),
+    (["--days", "2", "--warmup-days", "2"], "--warmup-days"),
+    (["--replay-orders", "yesterday", "--rules", "x.toml"], "--replay-orders"),
+    (["--replay-orders", "2031-01-01..2031-01-02"], "--rules"),
+])
+def test_bad_simulate_arguments_are_refused_naming_the_option(args: list[str], words: str) -> None:
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    result = CliRunner().invoke(app, ["simulate", *args])
+    assert result.exit_code == 2, result.output
+    assert words in result.output
