@@ -322,7 +322,7 @@ class Simulation:
         self.pairs_of_sku: dict[str, list[int]] = defaultdict(list)
         for (sku, loc_id), qty in sorted(ch.target.items(), key=lambda kv: (self.loc_index.get(kv[0][1], -1), kv[0][0])):
             li = self.loc_index.get(loc_id)
-            if li is None or qty <= 0:
+            if li is None or qty <= 0 or sku not in ch.product_of:  # stock of a SKU not in the catalogue
                 continue
             p = len(self.sku_of)
             self.pid[(sku, li)] = p

@@ -82,6 +82,7 @@ async def load_replay(engine: Any, start: datetime, end: datetime) -> ReplayData
             "SELECT snapshot FROM orders WHERE created_at >= :a AND created_at < :b ORDER BY created_at, order_id"),
             {"a": start, "b": end})).all()
     carrier_rules = await DeliveryRepo(engine).rules()
+    catalogue = {r.sku for r in skus}
     products: list[str] = []
     sizes: dict[str, list[str]] = {}
     for r in skus:
@@ -96,7 +97,7 @@ async def load_replay(engine: Any, start: datetime, end: datetime) -> ReplayData
         skus=tuple(r.sku for r in skus), product_of={r.sku: r.product_id for r in skus},
         size_of={r.sku: r.size for r in skus}, color_of={r.sku: r.color for r in skus},
         products=tuple(products), sizes_of_product={k: tuple(v) for k, v in sizes.items()},
-        target={(r.sku, r.location_id): r.on_hand for r in stock},
+        target={(r.sku, r.location_id): r.on_hand for r in stock if r.sku in catalogue},
     )
     run_start = datetime.combine(start.astimezone(MSK).date(), time(), MSK)
     known = set(chain.product_of)

@@ -4,8 +4,8 @@
 each location should hold) built from the demo data (``sandbox.demo_data``) or from a database
 (``sim.replay``). ``Behaviour`` holds every number of the world that Orkestr does not control:
 how often stores sell, how wrong the ERP is, how fast staff pick, how customers answer. Its
-defaults are the calibrated baseline (see ``sim/README.md`` … the README's "Chain simulator"
-section, which states each number, where it comes from and what it was calibrated against).
+defaults are the calibrated baseline (the README's "Chain simulator" section states each number,
+why it is plausible and what it was calibrated against).
 ``Policy`` is what Orkestr controls: the six configurations compared side by side.
 """
 

@@ -32,7 +32,9 @@ from sim.replay import load_replay, parse_period, run_replay
 MSK = timezone(timedelta(hours=3))
 
 
-async def test_a_draft_that_allows_splits_is_compared_with_the_rules_in_force(engine: Any, tmp_path: Path) -> None:
+async def make_world(engine: Any) -> str:
+    """Two stores (one has A, the other B) and a warehouse with both in a city of their own; 20
+    orders of A + B on 2031-01-06. Returns the ids' tag."""
     tag = uuid.uuid4().hex[:6].upper()
     city = f"Тест-{tag}"
     s1, s2, wh = f"R{tag}-S1", f"R{tag}-S2", f"R{tag}-WH"
@@ -52,7 +54,8 @@ async def test_a_draft_that_allows_splits_is_compared_with_the_rules_in_force(en
          {"sku": b, "product_id": f"R{tag}-B", "size": "M", "color": "BLK", "barcode": ""}])
     # one store has A, the other B, the warehouse (another region, ~36 km) both
     await Ledger(engine).set_on_hand([StockLevel(a, s1, 60), StockLevel(b, s2, 60), StockLevel(a, wh, 60),
-                                      StockLevel(b, wh, 60)])
+                                      StockLevel(b, wh, 60),
+                                      StockLevel(f"R{tag}-NOT-IN-CATALOGUE", s1, 5)])  # stock the catalogue lacks: skipped
     repo = OrdersRepo(engine)
     t0 = datetime(2031, 1, 6, 10, tzinfo=MSK)
     for n in range(20):
@@ -66,7 +69,11 @@ async def test_a_draft_that_allows_splits_is_compared_with_the_rules_in_force(en
                               address=Address(region="RU-MOW", city=city, line="ул. Тестовая, 1", postcode="101000")),
             lines=lines, totals=Totals(subtotal=150_000, total=150_000), payment=PaymentView(md_order="md", held=150_000),
             shipments=[], timeline=[], created_at=at, updated_at=at, version=1))
+    return tag
 
+
+async def test_a_draft_that_allows_splits_is_compared_with_the_rules_in_force(engine: Any) -> None:
+    tag = await make_world(engine)
     start, end = parse_period("2031-01-06..2031-01-07")
     data = await load_replay(engine, start, end)
     mine = [i for i in data.intents if i.order_id.startswith(f"R{tag}")]
@@ -92,3 +99,28 @@ def test_a_bad_period_names_the_option() -> None:
         parse_period("2031-01-06")
     with pytest.raises(ValueError, match="TO must be after FROM"):
         parse_period("2031-01-07..2031-01-06")
+
+
+async def test_the_replay_command_prints_the_comparison_and_writes_json(engine: Any, pg_url: str, tmp_path: Path,
+                                                                         monkeypatch: Any, capsys: Any) -> None:
+    import asyncio
+    import json
+
+    from settings import get_settings
+    from sim.replay import replay_command
+
+    await make_world(engine)
+    draft = tmp_path / "draft.toml"
+    draft.write_text("[weights]\nsplit_penalty_km = 5\n", encoding="utf-8")
+    monkeypatch.setenv("ORKESTR_DATABASE_URL", pg_url)
+    get_settings.cache_clear()
+    try:
+        code = await asyncio.to_thread(replay_command, "2031-01-06..2031-01-07", draft, rules_dir=str(tmp_path / "r"),
+                                       seed=1, out=tmp_path / "out")
+    finally:
+        get_settings.cache_clear()
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "split shipments" in printed and "in force (version defaults)" in printed
+    doc = json.loads((tmp_path / "out" / "replay.json").read_text(encoding="utf-8"))
+    assert doc["orders"] >= 20 and doc["draft"]["split_share"] > doc["in_force"]["split_share"]
