@@ -75,6 +75,7 @@ TICK = 5.0  # minutes between offline-sale batches
 DRAIN_DAYS = 2
 SLA_SHIP, SLA_PICKUP = 120, 30  # settings: ORKESTR_ASSEMBLY_SLA_SHIP_MINUTES / _PICKUP_MINUTES
 REPICK_MIN = 10.0
+EVOLVE_EVERY = 60.0  # minutes: misplaced units are brought up to date at most this often
 WALK_IN_TRIES = 3  # items a walk-in customer looks for before leaving without buying  # a revised task: the store adds the substitute / re-checks what is left
 
 # online orders per hour of the day (Moscow) and per weekday (Monday first), relative
@@ -469,12 +470,15 @@ class Simulation:
 
     # ------------------------------------------------------------------ the floor
     def _evolve(self, p: int, t: float) -> None:
-        """Bring pair ``p``'s misplaced units up to time ``t`` (a two-state chain per unit)."""
+        """Bring pair ``p``'s misplaced units up to time ``t`` (a two-state chain per unit), at most
+        once an hour: units get lost and found over days."""
         dt = t - self.mis_t[p]
+        if dt < EVOLVE_EVERY:
+            return
         self.mis_t[p] = t
         tr = self.trait[self.loc_of[p]]
         a, f = tr["mis_a"], tr["mis_f"]
-        if dt <= 0 or a <= 0 or self.shelf[p] <= 0:
+        if a <= 0 or self.shelf[p] <= 0:
             return
         e = math.exp(-(a + f) * dt)
         pi = a / (a + f)
@@ -498,6 +502,7 @@ class Simulation:
     def _tick(self, t: float) -> None:
         """Offline sales and shrinkage of the last ``TICK`` minutes in every open store."""
         rng = self.rng_sales
+        rand, bisect_right, findable = rng.random, bisect.bisect_right, self.findable
         measured = self.warmup * 1440 <= t < self.days * 1440
         how0 = self.weekday0 * 24
         for li in self.sellers:
@@ -507,11 +512,12 @@ class Simulation:
             tr = self.trait[li]
             cum = self.store_cum[li]
             pairs = self.store_pairs[li]
+            top, last = cum[-1], len(pairs) - 1
             for _ in range(_poisson(rng, lam)):
-                scan_wrong = rng.random() < tr["misscan_share"]
+                scan_wrong = rand() < tr["misscan_share"]
                 for _try in range(WALK_IN_TRIES):  # what the customer wanted is not there: something else
-                    p = pairs[min(bisect.bisect_right(cum, rng.random() * cum[-1]), len(pairs) - 1)]
-                    if self.findable(p, t) > 0:
+                    p = pairs[min(bisect_right(cum, rand() * top), last)]
+                    if findable(p, t) > 0:
                         break
                 else:
                     if measured:
