@@ -17,7 +17,7 @@ from adapters.shortage_history import ShortageHistoryRepo
 from models.steps import ErrorType, ReholdRequest, ReserveRequest, SettleRequest, StockViewRequest
 from models.safety_stock import LearnedSafetyStock, SafetyStockPolicy, learn_safety_stock
 from models.sourcing_rules import SourcingRules
-from models.stock import StockView, available_units
+from models.stock import Availability, StockView, available_units
 
 
 @dataclass
@@ -41,8 +41,7 @@ class StockActivities:
         if rules.needs_history and self.history is not None:
             learned = await self._learned_for(rules)
             if rules.safety is not None:
-                rows = [dataclasses.replace(a, safety_stock=(ss := learned.effective_safety_stock(
-                    a.location_id, a.sku, a.on_hand, a.safety_stock)), available=available_units(a.on_hand, a.reserved, ss))
+                rows = [_with_safety(a, learned.effective_safety_stock(a.location_id, a.sku, a.on_hand, a.safety_stock))
                         for a in rows]
             if weights.reliability_km:
                 weights = dataclasses.replace(weights, shortage_rate=dict(learned.miss_rate))
@@ -91,3 +90,9 @@ class StockActivities:
         units = await self.ledger.consume(req.owner, req.keys)
         logger().info("stock.consumed", units=units)
         return units
+
+
+def _with_safety(a: Availability, safety_stock: int) -> Availability:
+    """The ledger's row with another safety stock (the learned one), its availability recomputed."""
+    return dataclasses.replace(a, safety_stock=safety_stock,
+                               available=available_units(a.on_hand, a.reserved, safety_stock))
