@@ -82,7 +82,7 @@ def simulate(
     write_json(outcomes, out / "simulation.json", seed=seed, behaviour=behaviour)
     typer.echo(f"wrote {out / 'simulation.json'}")
     if chart:
-        draw_chart(outcomes, out / "simulation.png")
+        draw_chart([o.summary() for o in outcomes], out / "simulation.png")
         typer.echo(f"wrote {out / 'simulation.png'}")
 
 

@@ -85,9 +85,10 @@ def write_json(outcomes: Sequence[Outcome], path: Path, *, seed: int, behaviour:
     path.write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
-def draw_chart(outcomes: Sequence[Outcome], path: Path) -> None:
+def draw_chart(rows: Sequence[dict[str, Any]], path: Path) -> None:
     """Bars per configuration: not assemblable as first sourced (store orders) and cancelled, with
-    the seed case's 43 % and 26 % as reference lines. Needs matplotlib (``pip install -e '.[sim]'``)."""
+    the seed case's 43 % and 26 % as reference lines. ``rows``: ``Outcome.summary()`` of each
+    configuration (or the ``configurations`` of the JSON). Needs matplotlib (``pip install -e '.[sim]'``)."""
     try:
         import matplotlib
 
@@ -95,7 +96,6 @@ def draw_chart(outcomes: Sequence[Outcome], path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError as exc:  # pragma: no cover - the extra is not installed
         raise RuntimeError("the chart needs matplotlib: pip install -e '.[sim]' (make simulate does)") from exc
-    rows = [o.summary() for o in outcomes]
     labels = [f"({r['config']})" for r in rows]
     first = [r["not_assemblable_share_of_store_orders"] * 100 for r in rows]
     first_all = [r["not_assemblable_share"] * 100 for r in rows]
@@ -111,21 +111,21 @@ def draw_chart(outcomes: Sequence[Outcome], path: Path) -> None:
         for bar in bars:
             ax.annotate(f"{bar.get_height():.1f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                         ha="center", va="bottom", fontsize=8)
-    ax.axhline(SEED_BEFORE * 100, color="#7f7f7f", linestyle="--", linewidth=1)
-    ax.axhline(SEED_AFTER * 100, color="#7f7f7f", linestyle=":", linewidth=1)
-    ax.text(-0.45, SEED_BEFORE * 100 + 0.6, "seed case before: 43 %", ha="left", fontsize=8)
-    ax.text(-0.45, SEED_AFTER * 100 + 0.6, "seed case after: 26 %", ha="left", fontsize=8)
-    ax.axhline(5, color="#9bbb59", linestyle="-.", linewidth=1)
-    ax.text(-0.45, 5.6, "goal: 5 %", ha="left", fontsize=8)
+    right = ax.get_yaxis_transform()  # x in axes fraction, y in data
+    for y, text, style in ((SEED_BEFORE * 100, "seed case\nbefore: 43 %", "--"), (SEED_AFTER * 100, "seed case\nafter: 26 %", ":"),
+                           (5.0, "goal: 5 %", "-.")):
+        ax.axhline(y, color="#7f7f7f" if style != "-." else "#9bbb59", linestyle=style, linewidth=1)
+        ax.text(1.01, y, text, transform=right, ha="left", va="center", fontsize=8)
     ax.set_xticks(list(xs), labels)
     ax.set_ylabel("% of orders")
     ax.set_ylim(0, max(50.0, max(first + cancelled) + 5))
     days = rows[0]["days"] - rows[0]["warmup_days"] if rows else 0
-    ax.set_title(f"Orkestr chain simulator: {days} measured days, demo chain (100 stores + WH-ONLINE)", fontsize=10)
-    ax.legend(fontsize=8, loc="upper right", bbox_to_anchor=(1.0, 0.84))
+    ax.set_title(f"Orkestr chain simulator: {days} measured days, demo chain (100 stores + WH-ONLINE)",
+                 fontsize=10, pad=34)
+    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
     names = "\n".join(f"({r['config']}) {r['label']}" for r in rows)
     fig.text(0.01, 0.01, names, fontsize=6.5, va="bottom")
-    fig.subplots_adjust(bottom=0.27)
+    fig.subplots_adjust(bottom=0.27, right=0.86)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)

@@ -79,3 +79,30 @@ def test_bad_simulate_arguments_are_refused_naming_the_option(args: list[str], w
     result = CliRunner().invoke(app, ["simulate", *args])
     assert result.exit_code == 2, result.output
     assert words in result.output
+
+
+def test_table_json_and_chart(two_days, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from sim.report import draw_chart
+
+    rows = list(two_days.values())
+    draw_chart(rows, tmp_path / "chart.png")
+    png = (tmp_path / "chart.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert json.loads(json.dumps(rows))[0]["config"] == "a"  # the JSON's rows are plain data
+
+
+def test_the_printed_table_and_the_json_file(chain, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from sim.report import table, write_json
+
+    out = run(chain, SMALL, CONFIGURATIONS["f"], seed=2, days=2, warmup_days=1)
+    text = table([out])
+    share = out.summary()["not_assemblable_share_of_store_orders"]
+    assert "(f) all together" in text and f"{share * 100:.1f} %" in text
+    write_json([out], tmp_path / "s.json", seed=2, behaviour=SMALL)
+    doc = json.loads((tmp_path / "s.json").read_text(encoding="utf-8"))
+    assert doc["seed"] == 2 and doc["reference"] == {"seed_case_before": 0.43, "seed_case_after": 0.26}
+    assert doc["configurations"][0]["orders"] == out.orders and doc["behaviour"]["online_orders_per_day"] == 400
