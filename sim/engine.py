@@ -374,7 +374,8 @@ class Simulation:
             self.store_cum.append(list(_cumulative(w)))
         self.siblings: dict[int, list[int]] = {}
         # walk-in demand per TICK by local hour of the week (Monday 00-01 first); 0 while closed
-        self.sellers = [li for li in range(len(self.locs)) if self.trait[li]["offline_units_per_store_day"]]
+        self.sellers = [li for li in range(len(self.locs))
+                        if self.trait[li]["offline_units_per_store_day"] and self.store_pairs[li]]  # a store with stock
         self.rate_how: list[list[float]] = []
         for li in range(len(self.locs)):
             daily = self.trait[li]["offline_units_per_store_day"]

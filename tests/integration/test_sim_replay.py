@@ -39,6 +39,8 @@ async def make_world(engine: Any) -> str:
     city = f"Тест-{tag}"
     s1, s2, wh = f"R{tag}-S1", f"R{tag}-S2", f"R{tag}-WH"
     await CatalogRepo(engine).upsert_locations([
+        LocationInfo(id=f"R{tag}-EMPTY", name="a store with no stock", kind="store", city=city, region="RU-MOW",
+                     lat=55.75, lon=37.62, opens_at="00:00", closes_at="00:00", ship_from_store=False),
         LocationInfo(id=s1, name=s1, kind="store", city=city, region="RU-MOW", lat=55.75, lon=37.62,
                      opens_at="00:00", closes_at="00:00", daily_capacity=500),
         LocationInfo(id=s2, name=s2, kind="store", city=city, region="RU-MOW", lat=55.76, lon=37.64,
