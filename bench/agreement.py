@@ -16,7 +16,8 @@ The same small world runs twice:
 
 The shelves differ from the ERP's records: a third of the store pairs hold one unit less than
 the record says (seeded), the warehouse is exact; 40 % of the orders ask for SKUs the warehouse
-does not carry, so a shortage there cannot move and reaches the operator. Orders go one at a time (each settles before
+does not carry, so a shortage there may not move and reaches the operator; and one such SKU is on
+no shelf at all, so its orders move from store to store and end cancelled. Orders go one at a time (each settles before
 the next), so reservations cannot race. Compared per order: refused at placement, where it was
 first sourced, not assemblable there, moved, cancelled, units removed. **Tolerance**: every share
 within 5 percentage points and at least 90 % of the orders with the same outcome in both.
@@ -73,6 +74,13 @@ def _world(seed: int) -> tuple[Any, dict[tuple[str, str], int], list[dict[str, A
         pool = store_only if store_only and rng.random() < 0.4 else stocked
         lines = rng.sample(pool, min(len(pool), rng.choice((1, 1, 2))))
         orders.append({"region": region, "city": city, "lines": [(s, 1) for s in lines]})
+    if store_only:  # one SKU no shelf has although every record says so: moved from store to store, then removed
+        gone = store_only[0]
+        for key in truth:
+            if key[0] == gone:
+                truth[key] = 0
+        for n in (5, 25):
+            orders[n] = {**orders[n], "lines": [(gone, 1)]}
     return chain, truth, orders
 
 
