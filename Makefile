@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast bench venv clean histories lint
+.PHONY: run test test-fast bench venv clean histories lint simulate
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -29,6 +29,11 @@ test-fast: $(STAMP)
 ## benchmarks (figures, not pass/fail)
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+## the chain simulator: configurations (a)-(f) over 30 days; table, docs/simulation/simulation.json and .png
+simulate: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[sim]'
+	$(BIN)/orkestr simulate --days 30
 
 ## regenerate the golden workflow histories under tests/histories/
 histories: $(STAMP)

@@ -138,6 +138,11 @@ app.add_typer(order_app, name="order")
 app.add_typer(orders_app, name="orders")
 app.add_typer(history_app, name="history")
 
+from sim.cli import rules_app, simulate  # noqa: E402 - the chain simulator and the sourcing rule set
+
+app.command("simulate")(simulate)
+app.add_typer(rules_app, name="rules")
+
 
 def _run(coro_fn, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
     """Run an async command body that returns an exit code; end the process with it."""

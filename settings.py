@@ -143,6 +143,8 @@ class Settings(BaseSettings):
     erp_sync_schedules: bool = True
     erp_sync_full_every_minutes: int = 60
     erp_sync_delta_every_seconds: int = 60
+    #: the sourcing rule set the worker loads (``active.toml`` + ``history/``; ``orkestr rules``)
+    rules_dir: str = "rules"
 
     support_phone_salt: str = Field(default="orkestr-dev-salt")
 

@@ -49,6 +49,8 @@ from adapters.reservations_repo import ReservationsRepo
 from adapters.tasks_repo import TasksRepo
 from observability import make_activity_interceptor, serve_metrics, tracing_interceptors, worker_runtime
 from adapters.returns_repo import ReturnsRepo
+from adapters.rules_store import RulesStore
+from adapters.shortage_history import ShortageHistoryRepo
 from settings import Settings, get_settings
 from workflows.erp_sync import ErpStockSyncWorkflow
 from workflows.fulfillment import FulfillmentWorkflow
@@ -86,7 +88,7 @@ async def wiring(settings: Settings, engine: AsyncEngine | None = None) -> Async
         public = settings.public_url.rstrip("/")
         ledger = Ledger(engine)
         catalog = CatalogRepo(engine)
-        stock = StockActivities(ledger)
+        stock = StockActivities(ledger, rules=RulesStore(settings.rules_dir), history=ShortageHistoryRepo(engine))
         projection = ProjectionActivities(OrdersRepo(engine, settings.support_phone_salt))
         payments = PaymentActivities(
             AcquiringClient(http(settings.acquiring_url), user=settings.acquiring_user,

@@ -31,7 +31,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from models.order import CancelRequest, CatalogLine, Channel, DeliveryMethod, OrderInput, ShipmentState, StoreEvent
-    from models.planning import plan_shipments
+    from models.planning import sourcing_request
+    from models.shortages import ladder_step, move_target, moved_exclude
     from models.steps import PosCancel, ReserveRequest, SettleRequest, StockViewRequest, StoreMessage
     from models.stock import Allocation, StockView
     from models.edits import EditAnswer, EditHold
@@ -48,9 +49,6 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.common import call, local, signal_workflow
 from workflows.human import TaskBoard
-
-MIN_STEP = timedelta(minutes=15)
-
 
 @dataclass
 class Ladder:
@@ -91,8 +89,7 @@ class AssemblyEscalation:
         return timedelta(minutes=self._inp.assembly_sla_minutes)
 
     def _step(self) -> timedelta:
-        minutes = getattr(self._inp, "escalate_after_minutes", 0)
-        return timedelta(minutes=minutes) if minutes else max(self._sla() / 2, MIN_STEP)
+        return ladder_step(self._inp.assembly_sla_minutes, getattr(self._inp, "escalate_after_minutes", 0))
 
     def _start_escalation(self) -> None:
         lad = self._ladder
@@ -290,14 +287,14 @@ class AssemblyEscalation:
         as_order = OrderInput(order_id=inp.order_id, channel=Channel.web, customer=inp.customer, delivery=inp.delivery,
                               lines=[CatalogLine(pos_id=l.pos_id, sku=l.sku, name=l.name, qty=l.qty,
                                                  unit_price=l.unit_price) for l in inp.lines])
-        plan = plan_shipments(as_order, view, now=workflow.now(),
-                              exclude=frozenset({inp.location.id, *getattr(inp, "tried", [])}))
-        if plan.unfulfilled or len(plan.shipments) != 1:
+        move = move_target(sourcing_request(as_order, view, now=workflow.now(),
+                                            exclude=moved_exclude(inp.location.id, getattr(inp, "tried", []))))
+        if move is None:
             if not quiet:
                 await self._report(ShipmentState.assembling,  # type: ignore[attr-defined]
                                    f"Ни один другой склад не может взять отгрузку {inp.n} целиком")
             return False
-        target = next(l for l in view.locations if l.id == plan.shipments[0].location_id)
+        target = next(l for l in view.locations if l.id == move.location_id)
         attempt = getattr(inp, "attempt", 1) + 1
         allocations = [Allocation(key=shipment_key(inp.parent_id, l.pos_id, target.id, f"m{attempt}"), sku=l.sku,
                                   location_id=target.id, qty=l.qty) for l in inp.lines]
@@ -310,7 +307,7 @@ class AssemblyEscalation:
                                                  reason=f"заказ передан на {target.id}: {reason}"))
         await self._report(ShipmentState.assembling,  # type: ignore[attr-defined]
                            f"Отгрузка {inp.n} перенесена с {inp.location.id} на {target.id} ({reason}): "
-                           f"{plan.shipments[0].reason}", location_id=target.id, resourced_from=inp.location.id)
+                           f"{move.reason}", location_id=target.id, resourced_from=inp.location.id)
         await self._continue(dataclasses.replace(
             inp, location=target, reservation_keys=[a.key for a in allocations], attempt=attempt,
             tried=[*getattr(inp, "tried", []), inp.location.id],

@@ -53,6 +53,8 @@ with workflow.unsafe.imports_passed_through():
         ReverseRequest,
         SettleRequest,
     )
+    from models.shortages import SUBSTITUTION_DEADLINE, SUBSTITUTION_DEFAULT, ShortageOutcome
+    from models.shortages import lines_left_after_shortage, shortage_outcome
     from models.stock import Allocation
     from models.tasks import (
         OpenTask,
@@ -68,8 +70,6 @@ with workflow.unsafe.imports_passed_through():
 from workflows.common import call, local, signal_workflow
 from workflows.human import TaskBoard, invalid
 
-#: how long an operator has to agree a substitution with the customer (then: remove the line)
-SUBSTITUTION_DEADLINE = timedelta(hours=1)
 EXTRA_PAYMENT_POLL = timedelta(minutes=5)
 
 
@@ -135,7 +135,7 @@ class OrderChanges:
             due_at=workflow.now() + SUBSTITUTION_DEADLINE,
             payload={"shipment_id": rep.shipment_id, "sku": rep.sku, "name": line.name,
                      "missing_qty": rep.missing_qty, "line_qty": line.qty, "unit_price": line.unit_price,
-                     "default": TaskAction.remove.value, "customer": inp.customer.name,
+                     "default": SUBSTITUTION_DEFAULT.value, "customer": inp.customer.name,
                      "phone": mask_phone(inp.customer.phone)},
             channel=inp.channel.value, amount=s._totals.total,
             region=inp.delivery.address.region if inp.delivery.address else "",
@@ -143,7 +143,7 @@ class OrderChanges:
         s._event("task_opened", f"Задача оператору: {spec.title}", task_id=spec.task_id)
         await s._save()
         while True:
-            decision = await ch.board.ask(spec, default=TaskAction.remove, reassign_after=SUBSTITUTION_DEADLINE / 2,
+            decision = await ch.board.ask(spec, default=SUBSTITUTION_DEFAULT, reassign_after=SUBSTITUTION_DEADLINE / 2,
                                           stop=lambda: s._cancel is not None or s._status.is_final)
             if decision is None:
                 return
@@ -172,12 +172,13 @@ class OrderChanges:
                 reason=f"нет товара {line.name}, клиент отказался от замены", by="operator"))
             return TaskOutcome(task_id=d.task_id, action=d.action, message="Заказ отменяется"), None
         catalog = list(ch.catalog if ch.catalog is not None else inp.lines)
-        kept = [l for l in rep.lines if l.sku != rep.sku or l.qty > rep.missing_qty]
+        kept = lines_left_after_shortage(rep.lines, rep.sku, rep.missing_qty)
         others = [sid for sid, v in s._shipments.items()
                   if sid != rep.shipment_id and sid not in ch.dropped and v.status != ShipmentState.cancelled]
-        if not kept and d.action == TaskAction.remove and others and workflow.patched("removal-drops-only-its-shipment"):
+        outcome = shortage_outcome(d.action, kept=kept, other_shipments=others)
+        if outcome == ShortageOutcome.drop_shipment and workflow.patched("removal-drops-only-its-shipment"):
             return await self._drop_shipment(rep, line, d), None
-        if not kept and d.action == TaskAction.remove:
+        if outcome != ShortageOutcome.revise:
             await self._request_cancel(CancelRequest(
                 reason=f"нет товара {line.name}: в отгрузке ничего не осталось", by="operator"))
             return TaskOutcome(task_id=d.task_id, action=d.action,
