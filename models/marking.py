@@ -177,3 +177,28 @@ def generate_marking_code(gtin: str, rng: random.Random) -> MarkingCode:
     crypto = "".join(rng.choice(_CRYPTO_ALPHABET) for _ in range(CRYPTO_LENGTH - 1)) + "="
     return MarkingCode(gtin=gtin, serial=serial, key_id=key_id, crypto=crypto)
 
+
+
+#: FFD 1.05 tag 1162 (код товара) of a DataMatrix-marked unit: the product code type 0x444D
+#: ("DM"), the GTIN as a 6-byte big-endian integer, then the serial in ASCII; ATOL Online v4
+#: takes it as ``nomenclature_code``, hex bytes separated by spaces
+#: (``"44 4D 04 6A 05 B6 5C 2C 33 52 …"``, ATOL Online API v4 description, «nomenclature_code»).
+TAG1162_DATAMATRIX = b"DM"
+
+
+def nomenclature_code(code: MarkingCode) -> str:
+    """Tag 1162 of ``code`` as ATOL v4's ``nomenclature_code`` (hex bytes, space separated)."""
+    raw = TAG1162_DATAMATRIX + int(code.gtin).to_bytes(6, "big") + code.serial.encode("ascii")
+    return " ".join(f"{b:02X}" for b in raw)
+
+
+def from_nomenclature_code(value: str) -> MarkingCode:
+    """The unit a tag-1162 hex string names (short format: no crypto tail in tag 1162)."""
+    try:
+        raw = bytes.fromhex(value.replace(" ", ""))
+    except ValueError:
+        raise MarkingCodeError("code", "nomenclature_code is not hex") from None
+    if raw[:2] != TAG1162_DATAMATRIX or len(raw) < 8:
+        raise MarkingCodeError("code", "nomenclature_code is not a DataMatrix product code (44 4D …)")
+    gtin = str(int.from_bytes(raw[2:8], "big")).zfill(14)
+    return parse_marking_code(f"01{gtin}21{raw[8:].decode('ascii', errors='replace')}")

@@ -17,7 +17,9 @@ from models.marking import (
     generate_marking_code,
     gtin_check_digit,
     gtin_from_barcode,
+    from_nomenclature_code,
     is_valid_marking_code,
+    nomenclature_code,
     parse_marking_code,
 )
 
@@ -122,3 +124,13 @@ def test_a_changed_gtin_digit_is_caught(body: str, seed: int, pos: int, digit: s
 @given(st.text(alphabet=sorted(AI82), min_size=13, max_size=13))
 def test_any_ai82_serial_is_accepted(serial: str) -> None:
     assert parse_marking_code(f"0104606203086627{'21'}{serial}").serial == serial
+
+
+def test_tag_1162_for_atol_v4() -> None:
+    code = parse_marking_code("0104606203086627213RlNynRmAbCdE")
+    hexed = nomenclature_code(code)
+    # "DM", then the GTIN 4606203086627 = 0x043077194723 as six bytes, then the serial's ASCII
+    assert hexed.startswith("44 4D ")
+    assert hexed.split()[2:8] == ["04", "30", "77", "19", "47", "23"]
+    assert hexed.split()[8:] == [f"{ord(c):02X}" for c in "3RlNynRmAbCdE"]
+    assert from_nomenclature_code(hexed) == code
