@@ -12,12 +12,19 @@ Idempotency:
 * ``deposit`` / ``reverse`` / ``refund`` send ``X-Idempotency-Key`` (the newer gateway's header):
   a repeat with the same key gets the first answer and moves no money.
 
+SBP (the fast payment system) is a one-stage payment: :meth:`register` (``register.do``), then
+:meth:`sbp_qr` (``sbp/c2b/qr/dynamic/get.do``: the QR and its ``https://qr.nspk.ru/…`` link) and
+:meth:`sbp_status`; paid means captured, so there is no hold to deposit or reverse (the gateway
+refuses both with errorCode 7) and every later reduction is :meth:`refund`. ``PaymentStatus.payment_way``
+says which kind an order was paid with (``SBP_C2B`` / ``CARD``).
+
 Any ``errorCode`` other than ``"0"`` becomes :class:`ExternalRefusal` with ``code=errorCode``;
 transport errors and 5xx become :class:`ExternalUnavailable` (``adapters.http.request``).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -31,6 +38,7 @@ from models.payments import (
     BundleItem,
     PaymentRegistration,
     PaymentStatus,
+    SbpQr,
 )
 
 SYSTEM = "acquiring"
@@ -161,6 +169,49 @@ class AcquiringClient:
         bundle: list[BundleItem],
     ) -> PaymentRegistration:
         """Register a two-stage payment (the amount will be held). Idempotent by ``order_number``."""
+        return await self._register(
+            "registerPreAuth", order_number=order_number, amount=amount, currency=currency, description=description,
+            return_url=return_url, fail_url=fail_url, callback_url=callback_url,
+            session_timeout_secs=session_timeout_secs, phone=phone, email=email, bundle=bundle)
+
+    async def register(
+        self,
+        *,
+        order_number: str,
+        amount: int,
+        currency: str,
+        description: str,
+        return_url: str,
+        fail_url: str,
+        callback_url: str,
+        session_timeout_secs: int,
+        phone: str | None = None,
+        email: str | None = None,
+        bundle: list[BundleItem],
+    ) -> PaymentRegistration:
+        """Register a one-stage payment (``register.do``: paid means captured), the kind an SBP
+        payment needs. Idempotent by ``order_number`` like :meth:`register_preauth`."""
+        return await self._register(
+            "register", order_number=order_number, amount=amount, currency=currency, description=description,
+            return_url=return_url, fail_url=fail_url, callback_url=callback_url,
+            session_timeout_secs=session_timeout_secs, phone=phone, email=email, bundle=bundle)
+
+    async def _register(
+        self,
+        method: str,
+        *,
+        order_number: str,
+        amount: int,
+        currency: str,
+        description: str,
+        return_url: str,
+        fail_url: str,
+        callback_url: str,
+        session_timeout_secs: int,
+        phone: str | None,
+        email: str | None,
+        bundle: list[BundleItem],
+    ) -> PaymentRegistration:
         numeric = self._numeric(currency)
         params: dict[str, Any] = {
             "orderNumber": order_number,
@@ -176,7 +227,7 @@ class AcquiringClient:
             "orderBundle": order_bundle(bundle) if bundle else None,
         }
         try:
-            body = await self._call("registerPreAuth", params)
+            body = await self._call(method, params)
         except ExternalRefusal as exc:
             if exc.code != "1":
                 raise
@@ -184,7 +235,7 @@ class AcquiringClient:
             if existing.amount != amount or existing.currency != currency.upper():
                 raise ExternalRefusal(
                     SYSTEM,
-                    "registerPreAuth",
+                    method,
                     f"order number {order_number} is registered for {existing.amount} {existing.currency}",
                     code="1",
                 ) from exc
@@ -236,4 +287,19 @@ class AcquiringClient:
             masked_pan=card.get("pan") or card.get("maskedPan") or None,
             amount=int(body.get("amount", 0)),
             currency=CURRENCY_ALPHA.get(currency, currency),
+            payment_way=str(body.get("paymentWay") or ""),
         )
+
+    async def sbp_qr(self, *, md_order: str, image: bool = False, size_px: int = 300) -> SbpQr:
+        """``sbp/c2b/qr/dynamic/get.do``: the SBP QR of a one-stage order (the link always, the PNG
+        when ``image``). Asked again, the gateway answers the same ``qrId``."""
+        body = await self._call("sbp/c2b/qr/dynamic/get", {
+            "mdOrder": md_order, "qrFormat": "image" if image else "matrix", "qrWidth": size_px, "qrHeight": size_px})
+        rendered = body.get("renderedQr")
+        return SbpQr(qr_id=str(body["qrId"]), payload=str(body["payload"]),
+                     png=base64.b64decode(rendered) if rendered else None)
+
+    async def sbp_status(self, *, md_order: str, qr_id: str) -> str:
+        """``sbp/c2b/qr/status.do``: STARTED (waiting), ACCEPTED (paid) or REJECTED."""
+        body = await self._call("sbp/c2b/qr/status", {"mdOrder": md_order, "qrId": qr_id})
+        return str(body.get("qrStatus", ""))
