@@ -21,6 +21,7 @@ import structlog
 
 from adapters.errors import ExternalRefusal
 from adapters.http import request
+from models.pickup_points import PickupPoint
 from models.carrier_payments import CodRegistry, CodRegistryLine, DeliveryOutcome, KeptUnits
 from models.couriers import (
     Booking,
@@ -288,6 +289,21 @@ class CdekClient:
         if resp.status_code != 200:
             raise _refusal("deliverypoints", resp)
         return list(resp.json())
+
+    async def points(self, *, city: str) -> list[PickupPoint]:
+        """CDEK pickup points of a city in the carrier-neutral shape (fitting room =
+        ``is_dressing_room``: the customer can try on and keep only some items)."""
+        return [
+            PickupPoint(
+                carrier="cdek", code=str(p["code"]), name=str(p.get("name") or p["code"]), kind=str(p.get("type") or "PVZ"),
+                city=str((p.get("location") or {}).get("city") or city), address=str((p.get("location") or {}).get("address") or ""),
+                postcode=str((p.get("location") or {}).get("postal_code") or ""),
+                lat=float((p.get("location") or {}).get("latitude") or 0), lon=float((p.get("location") or {}).get("longitude") or 0),
+                hours=tuple((int(w["day"]), str(w["time"]).replace("/", "-")) for w in p.get("work_time_list") or []),
+                try_on=bool(p.get("is_dressing_room")), card_payment=bool(p.get("have_cashless")), cash_payment=bool(p.get("have_cash")),
+            )
+            for p in await self.pickup_points(city=city)
+        ]
 
     # --- after delivery: what was kept, what was collected, the COD registry ------------------
     async def delivery_outcome(self, uuid: str) -> DeliveryOutcome:
