@@ -32,8 +32,10 @@ Everything is under ``/fiscal/possystem/{v4|v5}``:
 Errors (``{error: {error_id, code, text, type}, status: "fail", timestamp}``); the codes the
 sandbox uses: 12 wrong login or password (HTTP 401), 11 missing or expired token (401), 32
 validation failed (400, the text names the field), 33 a receipt with this external_id exists
-(409, with its ``uuid``: a repeat is answered with the first receipt), 34 no such receipt
-(404). ATOL documents more codes; these are the ones a client must handle.
+(400, with its ``uuid``: a repeat is answered with the first receipt), 34 no such receipt
+(400); a receipt the fiscal drive refused reports ``status: "fail"`` with ``error.code`` 1
+(processing failed: send it again under a new external_id). Business errors are HTTP 400 as
+ATOL's clients expect (``django-atol`` treats any other status but 200/201/401 as an outage).
 
 A receipt is fiscalised ``FISCALISE_AFTER_S`` after it is accepted (the real service takes
 seconds). Drive (``/sandbox/fiscal``): ``GET /receipts?order=`` (receipts whose external_id is
@@ -233,7 +235,7 @@ class FiscalSim(Persisted):
             raise AtolError(32, "external_id: required")
         existing = self.by_external.get((group, external_id))
         if existing is not None:
-            raise AtolError(33, f"В системе существует чек с external_id : {external_id} и group_code: {group}", 409, existing)
+            raise AtolError(33, f"В системе существует чек с external_id : {external_id} и group_code: {group}", 400, existing)
         total, marks = validate_receipt(version, body)
         self.bg.touch("fiscal")
         receipt = Receipt(
@@ -260,7 +262,7 @@ class FiscalSim(Persisted):
     def report(self, group: str, receipt_uuid: str) -> dict[str, Any]:
         r = self.receipts.get(receipt_uuid)
         if r is None or r.group_code != group:
-            raise AtolError(34, f"Не найден чек с uuid {receipt_uuid}", 404)
+            raise AtolError(34, f"Не найден чек с uuid {receipt_uuid}", 400)
         return r.report()
 
     # --- fiscalisation ---------------------------------------------------------------------------

@@ -417,7 +417,7 @@ class WildberriesSim(Persisted):
             part_a, part_b = str(o.id)[:-4], str(o.id)[-4:]
             svg = (f"<svg xmlns='http://www.w3.org/2000/svg' width='{size[0] * 4}' height='{size[1] * 4}'>"
                    f"<text x='10' y='40'>WB {o.id}</text><text x='10' y='80'>{part_a} {part_b}</text></svg>")
-            out.append({"orderId": o.id, "partA": int(part_a), "partB": int(part_b), "barcode": f"*{o.rid[:10]}",
+            out.append({"orderId": o.id, "partA": part_a, "partB": part_b, "barcode": f"*{o.rid[:10]}",
                         "file": base64.b64encode(svg.encode()).decode()})
         return {"stickers": out}
 
