@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import json
+from functools import partialmethod
 from typing import Any
 
 import httpx
@@ -153,49 +154,6 @@ class AcquiringClient:
 
     # --- operations --------------------------------------------------------------------------
 
-    async def register_preauth(
-        self,
-        *,
-        order_number: str,
-        amount: int,
-        currency: str,
-        description: str,
-        return_url: str,
-        fail_url: str,
-        callback_url: str,
-        session_timeout_secs: int,
-        phone: str | None = None,
-        email: str | None = None,
-        bundle: list[BundleItem],
-    ) -> PaymentRegistration:
-        """Register a two-stage payment (the amount will be held). Idempotent by ``order_number``."""
-        return await self._register(
-            "registerPreAuth", order_number=order_number, amount=amount, currency=currency, description=description,
-            return_url=return_url, fail_url=fail_url, callback_url=callback_url,
-            session_timeout_secs=session_timeout_secs, phone=phone, email=email, bundle=bundle)
-
-    async def register(
-        self,
-        *,
-        order_number: str,
-        amount: int,
-        currency: str,
-        description: str,
-        return_url: str,
-        fail_url: str,
-        callback_url: str,
-        session_timeout_secs: int,
-        phone: str | None = None,
-        email: str | None = None,
-        bundle: list[BundleItem],
-    ) -> PaymentRegistration:
-        """Register a one-stage payment (``register.do``: paid means captured), the kind an SBP
-        payment needs. Idempotent by ``order_number`` like :meth:`register_preauth`."""
-        return await self._register(
-            "register", order_number=order_number, amount=amount, currency=currency, description=description,
-            return_url=return_url, fail_url=fail_url, callback_url=callback_url,
-            session_timeout_secs=session_timeout_secs, phone=phone, email=email, bundle=bundle)
-
     async def _register(
         self,
         method: str,
@@ -208,10 +166,13 @@ class AcquiringClient:
         fail_url: str,
         callback_url: str,
         session_timeout_secs: int,
-        phone: str | None,
-        email: str | None,
+        phone: str | None = None,
+        email: str | None = None,
         bundle: list[BundleItem],
     ) -> PaymentRegistration:
+        """Register an order with ``method`` (``registerPreAuth`` or ``register``). Idempotent
+        by ``order_number``: a repeat (errorCode 1) is answered with the existing order, unless
+        it was registered for another amount or currency."""
         numeric = self._numeric(currency)
         params: dict[str, Any] = {
             "orderNumber": order_number,
@@ -241,6 +202,13 @@ class AcquiringClient:
                 ) from exc
             return PaymentRegistration(md_order=existing.md_order, form_url=self._form_url(existing.md_order))
         return PaymentRegistration(md_order=str(body["orderId"]), form_url=str(body["formUrl"]))
+
+    #: ``registerPreAuth.do``: a two-stage payment (the amount will be held); idempotent by
+    #: ``order_number`` (see :meth:`_register`)
+    register_preauth = partialmethod(_register, "registerPreAuth")
+    #: ``register.do``: a one-stage payment (paid means captured), the kind an SBP payment needs;
+    #: idempotent by ``order_number`` like :attr:`register_preauth`
+    register = partialmethod(_register, "register")
 
     async def deposit(self, *, md_order: str, amount: int, idempotency_key: str) -> None:
         """Capture ``amount`` of the hold (0 = all of it)."""

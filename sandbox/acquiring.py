@@ -670,22 +670,24 @@ class AcquiringSim(Persisted):
             answer["renderedQr"] = base64.b64encode(SANDBOX_QR_PNG).decode("ascii")
         return answer
 
-    def sbp_status(self, params: dict[str, str]) -> dict[str, Any]:
-        """``sbp/c2b/qr/status.do``: STARTED (waiting), ACCEPTED (paid), REJECTED (declined or
-        closed)."""
+    def _sbp_order(self, params: dict[str, str]) -> Order:
+        """The order of ``mdOrder`` whose QR is ``qrId`` (errorCode 6 otherwise)."""
         self._auth(params)
         order = self.orders.get(params.get("mdOrder", ""))
         if order is None or not order.sbp_qr_id or params.get("qrId", order.sbp_qr_id) != order.sbp_qr_id:
             raise GatewayError("6", "No such QR for this order", "QR-код для этого заказа не найден")
+        return order
+
+    def sbp_status(self, params: dict[str, str]) -> dict[str, Any]:
+        """``sbp/c2b/qr/status.do``: STARTED (waiting), ACCEPTED (paid), REJECTED (declined or
+        closed)."""
+        order = self._sbp_order(params)
         return {"errorCode": "0", "errorMessage": "Success", "qrType": "DYNAMIC", "qrStatus": order.sbp_qr_status,
                 "transactionState": PAYMENT_STATE_NAMES[order.status]}
 
     def sbp_reject(self, params: dict[str, str]) -> dict[str, Any]:
         """``sbp/c2b/qr/dynamic/reject.do``: close an unpaid QR (the order cannot be paid by it)."""
-        self._auth(params)
-        order = self.orders.get(params.get("mdOrder", ""))
-        if order is None or not order.sbp_qr_id or params.get("qrId", order.sbp_qr_id) != order.sbp_qr_id:
-            raise GatewayError("6", "No such QR for this order", "QR-код для этого заказа не найден")
+        order = self._sbp_order(params)
         if order.status == PaymentState.REGISTERED:
             self.bg.touch("acquiring")
             order.status = PaymentState.DECLINED

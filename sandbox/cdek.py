@@ -1334,26 +1334,24 @@ def router(sim: CdekSim) -> APIRouter:
             raise HTTPException(409, "no collected cash on delivery waits for a registry")
         return registry
 
-    @r.get("/cdek/v2/registries", summary="COD registries of a date (реестры наложенных платежей)")
-    async def registries(request: Request, date: str = "") -> JSONResponse:
-        await sim.faults.check("registries")
-        if (denied := sim.unauthorized(request)) is not None:
-            return denied
-        if not _is_date(date):
-            return _invalid("GET", [_err("v2_bad_request", "date: YYYY-MM-DD")])
-        found = [_registry_wire(reg) for reg in sim.registries if reg["payment_date"] == date]
-        return JSONResponse({"registries": found})
+    def cod_read(path: str, summary: str, answer: Any) -> None:
+        """A read of the COD registries by ``date`` (YYYY-MM-DD)."""
 
-    @r.get("/cdek/v2/payment", summary="Orders whose cash on delivery was transferred on a date")
-    async def payments(request: Request, date: str = "") -> JSONResponse:
-        await sim.faults.check("registries")
-        if (denied := sim.unauthorized(request)) is not None:
-            return denied
-        if not _is_date(date):
-            return _invalid("GET", [_err("v2_bad_request", "date: YYYY-MM-DD")])
-        orders = [{"order_uuid": o["order_uuid"], "cdek_number": int(o["cdek_number"]), "number": o["number"]}
-                  for reg in sim.registries if reg["payment_date"] == date for o in reg["orders"]]
-        return JSONResponse({"orders": orders})
+        async def handler(request: Request, date: str = "") -> JSONResponse:
+            await sim.faults.check("registries")
+            if (denied := sim.unauthorized(request)) is not None:
+                return denied
+            if not _is_date(date):
+                return _invalid("GET", [_err("v2_bad_request", "date: YYYY-MM-DD")])
+            return JSONResponse(answer([reg for reg in sim.registries if reg["payment_date"] == date]))
+
+        r.add_api_route(path, handler, methods=["GET"], summary=summary)
+
+    cod_read("/cdek/v2/registries", "COD registries of a date (реестры наложенных платежей)",
+             lambda regs: {"registries": [_registry_wire(reg) for reg in regs]})
+    cod_read("/cdek/v2/payment", "Orders whose cash on delivery was transferred on a date",
+             lambda regs: {"orders": [{"order_uuid": o["order_uuid"], "cdek_number": int(o["cdek_number"]), "number": o["number"]}
+                                      for reg in regs for o in reg["orders"]]})
 
     @r.get("/sandbox/courier/orders", tags=["sandbox:courier"], summary="CDEK orders, statuses and webhook deliveries")
     async def drive_list() -> dict[str, Any]:
