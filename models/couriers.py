@@ -154,6 +154,12 @@ class BookingRequest:
     pickup_point: str | None = None
     #: carrier's tariff (CDEK tariff code, Post mail-type); None = the adapter's default
     tariff: str | None = None
+    #: cash on delivery: the carrier collects each item's price (kopecks) from the recipient for
+    #: what they keep, plus ``delivery_charge`` (CDEK ``payment`` / ``delivery_recipient_cost``)
+    cash_on_delivery: bool = False
+    delivery_charge: int = 0
+    #: the recipient may try items on and keep some (CDEK services TRYING_ON + PART_DELIV)
+    try_on: bool = False
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,19 @@ getbindings). ``tests/contract/test_sber_clients.py`` drives it with the PyPI cl
   with *Pay* / *Decline* buttons; they POST to the same address and are redirected to
   ``returnUrl`` / ``failUrl`` with ``orderId`` appended, like the real page.
 
+SBP (the fast payment system, «Система быстрых платежей»; the RBS/Sber gateway's SBP section,
+e.g. mts.rbsuat.com/sandbox/ru/integration/api/sbp.html and sandbox.vtb.ru/…/sbp.html of the
+same gateway, and the public clients that call it): a one-stage order (``register.do``) gets a
+dynamic QR with ``POST sbp/c2b/qr/dynamic/get.do {mdOrder, qrFormat: matrix|image, qrWidth,
+qrHeight}`` → ``{qrId, payload (the https://qr.nspk.ru/… link), renderedQr (base64 PNG, image
+only), qrStatus}``; ``sbp/c2b/qr/status.do {mdOrder, qrId}`` → ``qrStatus`` STARTED | ACCEPTED |
+REJECTED; ``sbp/c2b/qr/dynamic/reject.do`` closes an unpaid QR. A two-stage order gets no QR
+(errorCode 7). An SBP payment has no hold: ``deposit.do`` and ``reverse.do`` are refused
+(errorCode 7), ``refund.do`` (partial, repeated) is the way money goes back; callbacks and
+``getOrderStatusExtended.do`` as for a one-stage card payment, with ``paymentWay: "SBP_C2B"``
+(``CARD`` otherwise) and no ``cardAuthInfo``. The payer's bank app is the drive endpoint
+``…/orders/{mdOrder}/pay`` (or auto mode), as for cards.
+
 Callbacks: HTTP GET to the order's ``dynamicCallbackUrl`` (or, when none was given,
 ``{config.orkestr_url}/callbacks/acquiring``) with ``mdOrder``, ``orderNumber``,
 ``operation`` (approved | deposited | reversed | refunded | declinedByTimeout), ``status``
@@ -55,7 +68,8 @@ Auto mode: an order is approved by itself after ``config.auto_delay_s``.
 Drive endpoints (``/sandbox/acquiring``): ``GET /orders``, ``GET /orders/{mdOrder}``,
 ``POST /orders/{mdOrder}/pay`` ``{"outcome": "approve"|"decline", "action_code"?: int}``,
 ``POST /orders/{mdOrder}/expire`` (session timeout now), plus ``/faults``. Fault operation
-names: registerPreAuth, register, deposit, reverse, refund, decline, getOrderStatusExtended, payment_page.
+names: registerPreAuth, register, deposit, reverse, refund, decline, getOrderStatusExtended, payment_page,
+sbp/c2b/qr/dynamic/get, sbp/c2b/qr/status.
 
 Merchant accounts accepted: :data:`ACCOUNTS` (the defaults of ``settings.acquiring_user`` /
 ``acquiring_password``); ``sim.accounts`` can be changed by a test.
@@ -64,6 +78,7 @@ Merchant accounts accepted: :data:`ACCOUNTS` (the defaults of ``settings.acquiri
 from __future__ import annotations
 
 import asyncio
+import base64
 import html
 import json
 import time
@@ -134,6 +149,26 @@ def localised(answer: dict[str, Any], language: str) -> dict[str, Any]:
 SUCCESS_RU = {"Success": "Успешно"}
 
 
+def _no_hold_for_sbp(order: Order, operation: str) -> None:
+    """SBP moves money at once (no hold): deposit and reverse are refused, refund is the way back."""
+    if order.sbp_qr_id:
+        raise GatewayError("7", f"{operation} is not available for an SBP payment (no hold): use refund.do",
+                           f"Операция {operation} недоступна для оплаты через СБП (нет холдирования): используйте refund.do")
+
+
+def zlib_crc(text: str) -> str:
+    import zlib
+
+    return f"{zlib.crc32(text.encode()) & 0xFFFF:04x}"
+
+
+#: a 1×1 PNG standing in for the rendered QR (``renderedQr`` of qrFormat=image)
+SANDBOX_QR_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d4944415478da63f8ffff3f0005fe02fea7d6a5b50000000049454e44ae426082"
+)
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -189,6 +224,10 @@ class Order:
     #: the merchant's customer id (``clientId``): a paid order binds the card to it
     client_id: str = ""
     binding_id: str | None = None
+    #: a dynamic SBP QR was issued for the order (``sbp/c2b/qr/dynamic/get.do``): it is paid
+    #: through the fast payment system, one stage, no hold
+    sbp_qr_id: str = ""
+    sbp_qr_status: str = ""
     operations: list[dict[str, Any]] = field(default_factory=list)
     refund_bundles: list[dict[str, Any]] = field(default_factory=list)
     callbacks: list[CallbackRecord] = field(default_factory=list)
@@ -207,7 +246,12 @@ class Order:
             "approved": self.approved,
             "deposited": self.deposited,
             "refunded": self.refunded,
+            "payment_way": self.payment_way,
         }
+
+    @property
+    def payment_way(self) -> str:
+        return "SBP_C2B" if self.sbp_qr_id else "CARD"
 
     def detail(self) -> dict[str, Any]:
         return {
@@ -396,6 +440,7 @@ class AcquiringSim(Persisted):
         amount = _int_param(params, "amount")
 
         def act() -> dict[str, Any]:
+            _no_hold_for_sbp(order, "deposit")
             if order.status != PaymentState.HELD:
                 raise GatewayError("7", "Payment must be in correct state", "Платёж должен быть в корректном состоянии")
             value = amount or order.approved
@@ -419,6 +464,7 @@ class AcquiringSim(Persisted):
         order = self._order(params)
 
         def act() -> dict[str, Any]:
+            _no_hold_for_sbp(order, "reverse")
             if order.status != PaymentState.HELD:
                 raise GatewayError("7", "Payment must be in correct state", "Платёж должен быть в корректном состоянии")
             order.status = PaymentState.REVERSED
@@ -511,10 +557,11 @@ class AcquiringSim(Persisted):
                 "paymentState": PAYMENT_STATE_NAMES[order.status],
             },
             "operations": list(order.operations),
+            "paymentWay": order.payment_way,
         }
         if order.deposited_ms is not None:
             answer["depositedDate"] = order.deposited_ms
-        if order.masked_pan is not None:
+        if order.masked_pan is not None and not order.sbp_qr_id:
             answer["cardAuthInfo"] = {
                 "maskedPan": order.masked_pan,
                 "pan": order.masked_pan,  # masked too: the gateway never shows a full card number
@@ -590,6 +637,66 @@ class AcquiringSim(Persisted):
         }
         order.binding_id = binding_id
 
+    # --- SBP (the fast payment system) ---------------------------------------------------------
+
+    def sbp_qr(self, params: dict[str, str]) -> dict[str, Any]:
+        """``sbp/c2b/qr/dynamic/get.do``: a dynamic QR for a one-stage order not yet paid; asked
+        again, the same QR (its ``qrId`` does not change)."""
+        self._auth(params)
+        md = params.get("mdOrder", "")
+        if not md:
+            raise GatewayError("4", "[mdOrder] is empty", "Не указан [mdOrder]")
+        order = self.orders.get(md)
+        if order is None:
+            raise GatewayError("6", "Unregistered mdOrder", "Незарегистрированный mdOrder")
+        if order.two_stage:
+            raise GatewayError("7", "SBP payments are one-stage: register the order with register.do",
+                               "Оплата через СБП только одностадийная: зарегистрируйте заказ через register.do")
+        if order.status != PaymentState.REGISTERED:
+            raise GatewayError("7", "Payment must be in correct state", "Платёж должен быть в корректном состоянии")
+        fmt = params.get("qrFormat", "matrix")
+        if fmt not in ("matrix", "image"):
+            raise GatewayError("5", "[qrFormat] is matrix or image", "[qrFormat]: matrix или image")
+        self.bg.touch("acquiring")
+        if not order.sbp_qr_id:
+            order.sbp_qr_id = "AD1" + uuid.uuid5(uuid.NAMESPACE_URL, order.md_order).hex[:29].upper()
+            order.sbp_qr_status = "STARTED"
+            order.op("sbpQrIssued", order.amount)
+        payload = (f"https://qr.nspk.ru/{order.sbp_qr_id}?type=02&bank=100000000111"
+                   f"&sum={order.amount}&cur=RUB&crc={zlib_crc(order.sbp_qr_id + str(order.amount))}")
+        answer: dict[str, Any] = {"errorCode": "0", "errorMessage": "Success", "qrId": order.sbp_qr_id,
+                                  "payload": payload, "qrStatus": order.sbp_qr_status}
+        if fmt == "image":
+            answer["renderedQr"] = base64.b64encode(SANDBOX_QR_PNG).decode("ascii")
+        return answer
+
+    def _sbp_order(self, params: dict[str, str]) -> Order:
+        """The order of ``mdOrder`` whose QR is ``qrId`` (errorCode 6 otherwise)."""
+        self._auth(params)
+        order = self.orders.get(params.get("mdOrder", ""))
+        if order is None or not order.sbp_qr_id or params.get("qrId", order.sbp_qr_id) != order.sbp_qr_id:
+            raise GatewayError("6", "No such QR for this order", "QR-код для этого заказа не найден")
+        return order
+
+    def sbp_status(self, params: dict[str, str]) -> dict[str, Any]:
+        """``sbp/c2b/qr/status.do``: STARTED (waiting), ACCEPTED (paid), REJECTED (declined or
+        closed)."""
+        order = self._sbp_order(params)
+        return {"errorCode": "0", "errorMessage": "Success", "qrType": "DYNAMIC", "qrStatus": order.sbp_qr_status,
+                "transactionState": PAYMENT_STATE_NAMES[order.status]}
+
+    def sbp_reject(self, params: dict[str, str]) -> dict[str, Any]:
+        """``sbp/c2b/qr/dynamic/reject.do``: close an unpaid QR (the order cannot be paid by it)."""
+        order = self._sbp_order(params)
+        if order.status == PaymentState.REGISTERED:
+            self.bg.touch("acquiring")
+            order.status = PaymentState.DECLINED
+            order.sbp_qr_status = "REJECTED"
+            order.op("declined", order.amount)
+        elif order.status != PaymentState.DECLINED:
+            raise GatewayError("7", "The QR is already paid: refund it instead", "QR-код уже оплачен: сделайте возврат")
+        return {"errorCode": "0", "errorMessage": "Success"}
+
     # --- the payer's side (payment page, drive, auto mode, timeout) -------------------------------
 
     def pay(self, md_order: str, outcome: Literal["approve", "decline"], action_code: int | None = None) -> Order:
@@ -599,7 +706,9 @@ class AcquiringSim(Persisted):
             raise KeyError(md_order)
         if order.status != PaymentState.REGISTERED:
             raise ValueError(f"order is {order.status.name.lower()}, not awaiting payment")
-        order.masked_pan = SANDBOX_MASKED_PAN
+        order.masked_pan = None if order.sbp_qr_id else SANDBOX_MASKED_PAN
+        if order.sbp_qr_id:
+            order.sbp_qr_status = "ACCEPTED" if outcome == "approve" else "REJECTED"
         operation = "approved" if order.two_stage else "deposited"
         if outcome == "approve":
             order.approved = order.amount
@@ -630,6 +739,8 @@ class AcquiringSim(Persisted):
         if order is None or order.status != PaymentState.REGISTERED:
             return False
         order.status = PaymentState.DECLINED
+        if order.sbp_qr_id:
+            order.sbp_qr_status = "REJECTED"
         order.action_code, order.action_description = ACTION_TIMEOUT
         order.op("declinedByTimeout", order.amount)
         self._callback(order, "declinedByTimeout", 0, order.amount)
@@ -785,12 +896,16 @@ def router(sim: AcquiringSim) -> APIRouter:
             params = await _params(request)
             return answer(params, act, params)
 
-        r.add_api_route(f"/acquiring/payment/rest/{name}.do", handler, methods=["POST"], summary=summary, name=name)
+        r.add_api_route(f"/acquiring/payment/rest/{name}.do", handler, methods=["POST"], summary=summary, name=name.replace("/", "_"))
 
     read_method("decline", sim.decline, "Close an order nobody has paid yet")
     read_method("getOrderStatusExtended", sim.status, "Order status by orderId or orderNumber")
     read_method("getOrderStatus", sim.legacy_status, "Order status (the older method) by orderId")
     read_method("getBindings", sim.get_bindings, "Cards saved for a clientId")
+    read_method("sbp/c2b/qr/dynamic/get", sim.sbp_qr, "SBP: a dynamic QR (and its link) for a one-stage order")
+    read_method("sbp/c2b/qr/status", sim.sbp_status, "SBP: the QR's state")
+    read_method("sbp/c2b/qr/dynamic/status", sim.sbp_status, "SBP: the QR's state (the path some gateways use)")
+    read_method("sbp/c2b/qr/dynamic/reject", sim.sbp_reject, "SBP: close an unpaid QR")
 
     @r.get(PAYMENT_PAGE_PATH, response_class=HTMLResponse, summary="The payment page (formUrl)")
     async def payment_page(mdOrder: str = "") -> HTMLResponse:

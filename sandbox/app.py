@@ -34,6 +34,9 @@ SIMULATORS: list[tuple[str, str]] = [
     ("notify", "NotifySim"),
     ("cdek", "CdekSim"),
     ("post", "PostSim"),
+    ("fiscal", "FiscalSim"),
+    ("ozon", "OzonSim"),
+    ("wildberries", "WildberriesSim"),
 ]
 # SIMULATORS-END
 

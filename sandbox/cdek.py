@@ -56,7 +56,25 @@ Drive (a person or a test acting as CDEK):
   own return (a refused parcel goes back) or reverse order for a direct one: same ``number``,
   the other way, ``is_return``/``is_reverse`` set, linked both ways in ``related_entities``;
 * ``POST /sandbox/courier/tokens/expire`` expires every issued token (to see a client refresh);
-* faults: ``/sandbox/cdek/faults``.
+* ``POST /sandbox/courier/orders/{uuid}/deliver-partial {"kept": [{"ware_key"|"sku", "qty"}],
+  "payment": "card"|"cash"|"prepaid"}``: try-on at the door or in a pickup point's fitting room
+  (CDEK's «Частичная доставка» / «Примерка» services): the order becomes DELIVERED, ``GET
+  /v2/orders/{uuid}`` then shows each item's ``delivery_amount`` next to its ``amount`` and
+  ``delivery_detail{date, recipient_name, delivery_sum, total_sum, payment_sum, payment_info[{type:
+  CASH|CARD, sum}]}`` (what was collected: the kept units' ``payment.value`` plus
+  ``delivery_recipient_cost`` when anything was kept); the refused units travel back on a
+  return order CDEK opens at once (``is_return``, only the refused items, ``related_entities``
+  both ways; its CREATED webhook announces it). A plain DELIVERED of an order with cash on
+  delivery records it as collected in cash, every unit kept;
+* ``POST /sandbox/courier/registries`` forms the COD registry («реестр наложенных платежей») of
+  what was collected and not yet registered, less CDEK's agent fee (:data:`COD_COMMISSION_PERMILLE`);
+  read on the wire with ``GET /v2/registries?date=YYYY-MM-DD`` → ``{registries[{registry_number,
+  payment_date, sum, payment_order_number, date_created, orders[{cdek_number, payment_sum,
+  transfer_sum, total_sum_without_agent, agent_commission_sum}]}]}`` and ``GET
+  /v2/payment?date=`` → ``{orders[{order_uuid, cdek_number, number}]}`` (the shapes of CDEK API
+  v2 «Получение информации о реестрах НП» / «…о переводе наложенного платежа», as the ``cdek``
+  PyPI SDK's ``PaymentApp`` reads them). CDEK sends no webhook for a registry: it is read daily;
+* faults: ``/sandbox/cdek/faults`` (``registries`` for the two COD reads).
 
 Auto mode walks a new order CREATED → RECEIVED_AT_SHIPMENT_WAREHOUSE →
 TAKEN_BY_TRANSPORTER_FROM_SENDER_CITY → ACCEPTED_IN_RECIPIENT_CITY → TAKEN_BY_COURIER (or
@@ -80,7 +98,7 @@ from typing import Any, ClassVar, Literal
 import structlog
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from sandbox.common import Background, Faults, SandboxConfig
 from sandbox.state import Persisted
@@ -394,6 +412,24 @@ def cdek_time(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
+#: CDEK's agent fee for transferring cash on delivery, per mille (sandbox: 3 %)
+COD_COMMISSION_PERMILLE = 30
+
+
+def _only_items(body: dict[str, Any], units: dict[str, int]) -> dict[str, Any]:
+    """``body`` with its packages' items cut down to ``units`` (ware_key -> count); no COD
+    (a return order collects nothing)."""
+    out = {k: v for k, v in body.items() if k not in ("delivery_point", "shipment_point", "delivery_recipient_cost")}
+    packages = []
+    for pkg in body.get("packages") or []:
+        items = [{**it, "amount": units[str(it.get("ware_key"))], "payment": {"value": 0}}
+                 for it in pkg.get("items") or [] if units.get(str(it.get("ware_key")))]
+        if items:
+            packages.append({**pkg, "items": items})
+    out["packages"] = packages
+    return out
+
+
 #: what an order is, as CDEK flags it (``is_return``, ``is_reverse``, ``is_client_return``)
 ORDER_KINDS = ("direct", "return", "reverse", "client_return")
 
@@ -419,6 +455,12 @@ class CdekOrder:
     #: oldest first (the wire shows newest first)
     statuses: list[dict[str, Any]] = field(default_factory=list)
     webhook_deliveries: list[dict[str, Any]] = field(default_factory=list)
+    #: once delivered: ware_key -> units the recipient took (the rest were refused at the door or
+    #: the pickup point's fitting room and travel back on this order's return order)
+    delivered_items: dict[str, int] | None = None
+    #: what the courier or the point collected: [{"type": "CASH"|"CARD", "sum": kopecks}]
+    payment_info: list[dict[str, Any]] = field(default_factory=list)
+    delivery_date: str = ""
 
     @property
     def code(self) -> str:
@@ -445,12 +487,42 @@ class CdekOrder:
                 {k: s[k] for k in ("code", "name", "date_time", "city", "city_code", "reason_code") if s.get(k) is not None}
                 for s in reversed(self.statuses)
             ],
-            delivery_detail={
-                "delivery_sum": _roubles(self.total_kopecks),
-                "total_sum": _roubles(self.total_kopecks),
-            },
+            delivery_detail=self.delivery_detail(),
         )
+        if self.delivered_items is not None:
+            e["packages"] = [
+                {**pkg, "items": [{**it, "delivery_amount": self.delivered_items.get(str(it.get("ware_key")), 0)}
+                                  for it in pkg.get("items") or []]}
+                for pkg in self.body.get("packages") or []
+            ]
         return e
+
+    def items(self) -> list[dict[str, Any]]:
+        return [it for pkg in self.body.get("packages") or [] for it in pkg.get("items") or []]
+
+    def cod_total(self, kept: dict[str, int]) -> int:
+        """Kopecks to collect for ``kept`` units: each kept unit's ``payment.value`` plus the
+        recipient's share of the delivery (``delivery_recipient_cost``) when anything is kept."""
+        total = sum(round(float(it.get("payment", {}).get("value", 0)) * 100) * kept.get(str(it.get("ware_key")), 0)
+                    for it in self.items())
+        if any(kept.values()):
+            total += round(float((self.body.get("delivery_recipient_cost") or {}).get("value", 0)) * 100)
+        return int(total)
+
+    def delivery_detail(self) -> dict[str, Any]:
+        detail: dict[str, Any] = {
+            "delivery_sum": _roubles(self.total_kopecks),
+            "total_sum": _roubles(self.total_kopecks),
+        }
+        if self.delivered_items is not None:
+            collected = sum(p["sum"] for p in self.payment_info)
+            detail.update(
+                date=self.delivery_date,
+                recipient_name=(self.body.get("recipient") or {}).get("name"),
+                payment_sum=_roubles(collected),
+                payment_info=[{"type": p["type"], "sum": _roubles(p["sum"])} for p in self.payment_info],
+            )
+        return detail
 
     def related_entities(self) -> list[dict[str, Any]]:
         """For ``GET /v2/orders``: ``related_entities[{type, uuid, cdek_number}]`` (types upper case)."""
@@ -476,6 +548,36 @@ def wire_error(path: str, status: int, message: str) -> JSONResponse:
 
 class LinkedDrive(BaseModel):
     kind: Literal["return", "reverse"]
+
+
+class KeptUnits(BaseModel):
+    ware_key: str | None = None
+    sku: str | None = None
+    qty: int = Field(ge=0)
+
+
+class PartialDrive(BaseModel):
+    kept: list[KeptUnits]
+    payment: Literal["card", "cash", "prepaid"] = "prepaid"
+
+
+def _is_date(value: str) -> bool:
+    try:
+        datetime.strptime(value, "%Y-%m-%d")
+    except ValueError:
+        return False
+    return True
+
+
+def _registry_wire(reg: dict[str, Any]) -> dict[str, Any]:
+    """A registry in CDEK's shape: money in roubles."""
+    return {
+        "registry_number": reg["registry_number"], "payment_date": reg["payment_date"], "sum": _roubles(reg["sum"]),
+        "payment_order_number": reg["payment_order_number"], "date_created": reg["date_created"],
+        "orders": [{"cdek_number": o["cdek_number"], "transfer_sum": _roubles(o["transfer_sum"]),
+                    "payment_sum": _roubles(o["payment_sum"]), "total_sum_without_agent": _roubles(o["total_sum_without_agent"]),
+                    "agent_commission_sum": _roubles(o["agent_commission_sum"])} for o in reg["orders"]],
+    }
 
 
 def _err(code: str, message: str) -> dict[str, str]:
@@ -638,6 +740,8 @@ class CdekSim(Persisted):
         "orders": dict[str, CdekOrder],
         "webhooks": dict[str, dict[str, str]],
         "next_number": int,
+        "cod_pending": list[str],
+        "registries": list[dict[str, Any]],
     }
 
     def __init__(self, config: SandboxConfig, bg: Background) -> None:
@@ -650,6 +754,10 @@ class CdekSim(Persisted):
         self.webhooks: dict[str, dict[str, str]] = {}
         #: the next ``cdek_number`` (tracking number)
         self.next_number = 1_100_000_001
+        #: uuids of delivered orders whose collected cash-on-delivery is not yet in a registry
+        self.cod_pending: list[str] = []
+        #: COD registries formed (``GET /v2/registries``), money in kopecks
+        self.registries: list[dict[str, Any]] = []
         self._lock = asyncio.Lock()
 
         bg.outbox.on_done("cdek", self._delivered)
@@ -771,11 +879,83 @@ class CdekSim(Persisted):
             "city_code": str(place.code) if place is not None else None,
             "reason_code": reason,
         }
+        if code == "DELIVERED" and order.kind == "direct" and order.delivered_items is None:
+            # delivered whole (no try-on refusals): every unit kept, the COD collected in cash
+            self._record_delivery(order, {str(it.get("ware_key")): int(it.get("amount", 0)) for it in order.items()}, "CASH")
         order.statuses.append(status)
         for hook in list(self.webhooks.values()):
             if hook["type"] == "ORDER_STATUS":
                 self._send_webhook(order, hook["url"], status)
         return status
+
+    def _record_delivery(self, order: CdekOrder, kept: dict[str, int], pay_type: str) -> None:
+        order.delivered_items = kept
+        order.delivery_date = datetime.now(UTC).date().isoformat()
+        collected = order.cod_total(kept)
+        order.payment_info = [{"type": pay_type, "sum": collected}] if collected else []
+        if collected and order.uuid not in self.cod_pending:
+            self.cod_pending.append(order.uuid)
+
+    async def deliver_partial(self, uuid: str, kept: list[tuple[str, int]], payment: str) -> tuple[CdekOrder, CdekOrder | None]:
+        """Try-on / partial delivery: the recipient keeps ``kept`` (ware_key, units) and refuses the
+        rest at the door or in the pickup point's fitting room. The order becomes DELIVERED with
+        ``delivery_detail.payment_info`` (what was collected, by ``payment``: cash | card; prepaid:
+        nothing to collect) and each item's ``delivery_amount``; the refused units travel back on
+        a return order (``is_return``, related both ways) that CDEK opens at once."""
+        async with self._lock:
+            order = self.orders.get(uuid)
+            if order is None:
+                raise HTTPException(404, f"no CDEK order {uuid}")
+            if order.kind != "direct" or order.code in ("DELIVERED", "REMOVED", "NOT_DELIVERED"):
+                raise HTTPException(409, f"order {uuid} is a {order.kind} order in {order.code}: nothing to hand over")
+            amounts = {str(it.get("ware_key")): int(it.get("amount", 0)) for it in order.items()}
+            taken: dict[str, int] = dict.fromkeys(amounts, 0)
+            for ware_key, qty in kept:
+                if ware_key not in amounts:
+                    raise HTTPException(422, f"kept: {ware_key!r} is not in the order ({sorted(amounts)})")
+                if qty < 0 or taken[ware_key] + qty > amounts[ware_key]:
+                    raise HTTPException(422, f"kept: {ware_key!r} has {amounts[ware_key]} units, {taken[ware_key] + qty} kept")
+                taken[ware_key] += qty
+            cod = order.cod_total(taken)
+            if payment == "prepaid" and cod:
+                raise HTTPException(422, f"payment: the order is cash on delivery ({cod / 100:.2f} to collect): card or cash")
+            self._record_delivery(order, taken, "CARD" if payment == "card" else "CASH")
+            self._set_status(order, "DELIVERED")
+            refused = {k: amounts[k] - taken[k] for k in amounts if amounts[k] > taken[k]}
+            back = None
+            if refused:
+                back = self._new_order(
+                    number=order.number, type=order.type, tariff_code=order.tariff_code, src=order.dst, dst=order.src,
+                    body=_only_items(order.body, refused), total_kopecks=order.total_kopecks, kind="return",
+                    related=[("direct_order", order.uuid, order.cdek_number)])
+                order.related.append(("return_order", back.uuid, back.cdek_number))
+                self._set_status(back, "CREATED")
+        log.info("cdek.delivered_partly", uuid=uuid, kept=taken, refused=refused, collected=cod)
+        if back is not None and self.config.auto:
+            self.bg.spawn(self._auto_walk(back.uuid))
+        return order, back
+
+    def form_registry(self) -> dict[str, Any] | None:
+        """A COD registry of what was collected and not yet registered (CDEK transfers it to the
+        seller less its agent's fee, :data:`COD_COMMISSION_PERMILLE`)."""
+        if not self.cod_pending:
+            return None
+        self.bg.touch("cdek")
+        rows = []
+        for uuid in self.cod_pending:
+            o = self.orders[uuid]
+            paid = sum(p["sum"] for p in o.payment_info)
+            fee = paid * COD_COMMISSION_PERMILLE // 1000
+            rows.append({"order_uuid": o.uuid, "cdek_number": o.cdek_number, "number": o.number, "payment_sum": paid,
+                         "agent_commission_sum": fee, "transfer_sum": paid - fee, "total_sum_without_agent": paid})
+        today = datetime.now(UTC).date().isoformat()
+        registry = {"registry_number": 7_000_001 + len(self.registries), "payment_date": today, "date_created": cdek_time(datetime.now(UTC)),
+                    "payment_order_number": f"{900_000 + len(self.registries) + 1}", "sum": sum(r["transfer_sum"] for r in rows),
+                    "orders": rows}
+        self.registries.append(registry)
+        self.cod_pending = []
+        log.info("cdek.cod_registry", registry=registry["registry_number"], orders=len(rows), sum=registry["sum"])
+        return registry
 
     async def set_status(self, uuid: str, code: str, city: str | None = None, reason: str | None = None) -> CdekOrder:
         async with self._lock:
@@ -1133,6 +1313,45 @@ def router(sim: CdekSim) -> APIRouter:
         if direct.kind != "direct":
             raise HTTPException(409, f"order {uuid} is itself a {direct.kind} order")
         return sim.view(await sim.create_linked(direct, cmd.kind))
+
+    @r.post("/sandbox/courier/orders/{uuid}/deliver-partial", tags=["sandbox:courier"],
+            summary="Try-on: the recipient keeps some units, refuses the rest (a return order takes them back)")
+    async def drive_partial(uuid: str, cmd: PartialDrive) -> dict[str, Any]:
+        kept = []
+        for k in cmd.kept:
+            key = k.ware_key or k.sku
+            if not key:
+                raise HTTPException(422, "kept[]: ware_key or sku")
+            kept.append((key, k.qty))
+        order, back = await sim.deliver_partial(uuid, kept, cmd.payment)
+        return {**sim.view(order), "delivery_detail": order.delivery_detail(),
+                "return_order": sim.view(back) if back is not None else None}
+
+    @r.post("/sandbox/courier/registries", tags=["sandbox:courier"], summary="Form a COD registry of what was collected")
+    async def drive_registry() -> dict[str, Any]:
+        registry = sim.form_registry()
+        if registry is None:
+            raise HTTPException(409, "no collected cash on delivery waits for a registry")
+        return registry
+
+    def cod_read(path: str, summary: str, answer: Any) -> None:
+        """A read of the COD registries by ``date`` (YYYY-MM-DD)."""
+
+        async def handler(request: Request, date: str = "") -> JSONResponse:
+            await sim.faults.check("registries")
+            if (denied := sim.unauthorized(request)) is not None:
+                return denied
+            if not _is_date(date):
+                return _invalid("GET", [_err("v2_bad_request", "date: YYYY-MM-DD")])
+            return JSONResponse(answer([reg for reg in sim.registries if reg["payment_date"] == date]))
+
+        r.add_api_route(path, handler, methods=["GET"], summary=summary)
+
+    cod_read("/cdek/v2/registries", "COD registries of a date (реестры наложенных платежей)",
+             lambda regs: {"registries": [_registry_wire(reg) for reg in regs]})
+    cod_read("/cdek/v2/payment", "Orders whose cash on delivery was transferred on a date",
+             lambda regs: {"orders": [{"order_uuid": o["order_uuid"], "cdek_number": int(o["cdek_number"]), "number": o["number"]}
+                                      for reg in regs for o in reg["orders"]]})
 
     @r.get("/sandbox/courier/orders", tags=["sandbox:courier"], summary="CDEK orders, statuses and webhook deliveries")
     async def drive_list() -> dict[str, Any]:

@@ -131,3 +131,27 @@ async def send_once(method: str, url: str, *, timeout_s: float = 10, **kwargs: A
     except httpx.HTTPError as exc:
         log.warning("sandbox.callback_error", url=url, error=str(exc) or type(exc).__name__, attempt=1)
         return None
+
+
+class RateLimit:
+    """A sliding-window request limit of a marketplace API: at most ``limit`` calls per
+    ``window_s`` seconds for one key (a seller account, a method). :meth:`hit` counts a call
+    and answers 0 when it is allowed, else the seconds until the oldest call leaves the
+    window (the ``Retry-After`` the simulator sends with its 429)."""
+
+    def __init__(self, limit: int, window_s: float) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._calls: dict[str, list[float]] = {}
+
+    def hit(self, key: str, now: float | None = None) -> float:
+        import time
+
+        now = time.monotonic() if now is None else now
+        calls = [t for t in self._calls.get(key, []) if now - t < self.window_s]
+        if len(calls) >= self.limit:
+            self._calls[key] = calls
+            return max(0.001, self.window_s - (now - calls[0]))
+        calls.append(now)
+        self._calls[key] = calls
+        return 0.0

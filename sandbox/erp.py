@@ -10,7 +10,7 @@ list answers are ``{"odata.metadata": ..., "value": [...]}``, paging with ``$top
 Entities:
 
 * ``Catalog_Warehouses`` — the online warehouse and the stores;
-* ``Catalog_Nomenclature`` — products with their ``Characteristics`` (SKUs);
+* ``Catalog_Nomenclature`` — products with their ``Characteristics`` (SKUs) and ``Marked`` (mandatory Честный ЗНАК marking);
 * ``InformationRegister_Prices`` — price per SKU, price type and currency;
 * ``AccumulationRegister_StockBalance`` — quantity on hand per SKU and warehouse, with the
   current stock ``Version`` beside ``value``. A pair that was never stocked is absent (= 0);
@@ -51,7 +51,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from sandbox.common import Background, Faults, SandboxConfig
-from sandbox.demo_data import WAREHOUSE_ID, DemoData, shared
+from sandbox.demo_data import WAREHOUSE_ID, DemoData, marked, shared
 from sandbox.state import Persisted
 
 log = structlog.get_logger("sandbox.erp")
@@ -218,6 +218,8 @@ class ErpSim(Persisted):
             "Description": p.name,
             "Brand": p.brand,
             "Category": p.category,
+            # under mandatory Честный ЗНАК marking (footwear, blouses and shirts, dresses, knitwear)
+            "Marked": marked(p.category),
             "Characteristics": [
                 {"Sku": s.sku, "Barcode": s.barcode, "Size": s.size, "Color": s.color, "ColorName": s.color_name}
                 for s in p.skus

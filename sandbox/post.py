@@ -31,6 +31,13 @@ client ``fs-pochta-api`` (REST, and zeep on the tracking WSDL), unchanged.
 * ``GET /post/1.0/user-shipping-points`` → the profile's shipping points;
   ``GET /post/1.0/counterpart/balance`` → ``{balance (kopecks), balance-date,
   work-with-balance}``: each created order is charged its rate with VAT, a deleted one credited.
+* Post offices («Поиск ОПС», otpravka.pochta.ru/specification#/services-postoffice,
+  -by-address, -nearby; the ``fs-pochta-api`` client's ``Services``): ``GET
+  /post/postoffice/1.0/{index}`` → one office (:func:`post_offices` lists the fields),
+  ``GET /post/postoffice/1.0/by-address?address=&top=`` → ``{postoffices[index], is-matched}``,
+  ``GET /post/postoffice/1.0/nearby?latitude=&longitude=&top=&search-radius=`` → offices with
+  ``distance`` (metres), nearest first. Three offices a city of the courier table (its main
+  index and the next two; the third a parcel locker). Fault operation: ``postoffice``.
 * Errors on ``/post/1.0`` answer ``{code, desc}``, on tracking a SOAP Fault (:func:`wire_error`).
 * Sandbox shape of the "easy return" (a customer brings the parcel to any post office):
   ``PUT /post/1.0/returns`` with ``[{order-num, index-from?, surname?, given-name?, mass?,
@@ -68,7 +75,7 @@ from typing import Any, ClassVar
 from xml.sax.saxutils import escape
 
 import structlog
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
@@ -514,7 +521,7 @@ def tracking_wsdl(address: str) -> str:
 
 
 #: wire paths whose errors answer in the post's shapes (see :func:`sandbox.app._wire_errors`)
-WIRE_PREFIXES = ("/post/1.0/", "/post/tracking/")
+WIRE_PREFIXES = ("/post/1.0/", "/post/tracking/", "/post/postoffice/")
 
 
 def wire_error(path: str, status: int, message: str) -> Response:
@@ -533,8 +540,100 @@ def _text(root: ET.Element, local: str) -> str | None:
     return None
 
 
+# --- post offices («Поиск ОПС», otpravka.pochta.ru/specification#/services-postoffice) --------
+
+#: per office number in a city: (type, opens, closes, Saturday, Sunday); offices are the city's
+#: main index and the next two
+_OFFICE_KINDS = {0: ("ГОПС", "08:00", "20:00", True, True), 1: ("ГОПС", "09:00", "19:00", True, False),
+                 2: ("ПОЧТОМАТ", "00:00", "23:59", True, True)}
+
+
+def post_offices(city: City) -> list[dict[str, Any]]:
+    """The sandbox's post offices of a city in the shape of ``GET /postoffice/1.0/{index}``:
+    ``postal-code, type-code (ГОПС | СОПС | ПОЧТОМАТ), address-source, settlement, region,
+    latitude, longitude, is-temporary-closed, is-private-category, works-on-saturdays,
+    works-on-sundays, working-hours[{weekday-id 1..7, begin-worktime, end-worktime, lunches[]}],
+    phones[{phone-number, phone-town-code, phone-type-name}]``. A post office is a pickup point
+    with card payment (cash too) and no fitting room."""
+    out = []
+    for i, (kind, opens, closes, sat, sun) in _OFFICE_KINDS.items():
+        index = f"{int(city.postcode) + i:06d}"
+        hours = [{"weekday-id": d, "begin-worktime": f"{opens}:00.000", "end-worktime": f"{closes}:00.000", "lunches": []}
+                 for d in range(1, 8) if d <= 5 or (d == 6 and sat) or (d == 7 and sun)]
+        out.append({
+            "postal-code": index,
+            "type-code": kind,
+            "type-id": 8 if kind == "ГОПС" else 36,
+            "address-source": f"{city.name_ru}, ул. Почтовая, д. {i + 1}",
+            "settlement": city.name_ru,
+            "region": city.region,
+            "latitude": round(city.lat + 0.004 * i, 6),
+            "longitude": round(city.lon - 0.003 * i, 6),
+            "is-temporary-closed": False,
+            "is-private-category": False,
+            "works-on-saturdays": sat,
+            "works-on-sundays": sun,
+            "working-hours": hours,
+            "phones": [] if kind == "ПОЧТОМАТ" else [{"phone-number": f"{2000000 + i}", "phone-town-code": "495", "phone-type-name": "Телефон"}],
+        })
+    return out
+
+
+def _km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    la1, lo1, la2, lo2 = map(math.radians, (lat1, lon1, lat2, lon2))
+    h = math.sin((la2 - la1) / 2) ** 2 + math.cos(la1) * math.cos(la2) * math.sin((lo2 - lo1) / 2) ** 2
+    return 2 * 6371 * math.asin(math.sqrt(h))
+
+
+def find_office(index: str) -> dict[str, Any] | None:
+    city = city_by_postcode(index)
+    if city is None:
+        return None
+    return next((o for o in post_offices(city) if o["postal-code"] == index), None)
+
+
 def router(sim: PostSim) -> APIRouter:
     r = APIRouter(tags=["post"])
+
+    @r.get("/post/postoffice/1.0/nearby", summary="Post offices nearest to a point")
+    async def offices_nearby(request: Request, latitude: float, longitude: float, top: int = 3,
+                             search_radius: float | None = Query(None, alias="search-radius")) -> JSONResponse:
+        await sim.faults.check("postoffice")
+        if (denied := sim.unauthorized(request)) is not None:
+            return denied
+        from sandbox.cdek import CITIES
+
+        found = []
+        for city in CITIES:
+            for office in post_offices(city):
+                km = _km(latitude, longitude, office["latitude"], office["longitude"])
+                if search_radius is None or km <= search_radius:
+                    found.append({**office, "distance": round(km * 1000)})
+        found.sort(key=lambda o: o["distance"])
+        return JSONResponse(found[: max(1, min(top, 50))])
+
+    @r.get("/post/postoffice/1.0/by-address", summary="Indexes of the post offices serving an address")
+    async def offices_by_address(request: Request, address: str = "", top: int = 3) -> JSONResponse:
+        await sim.faults.check("postoffice")
+        if (denied := sim.unauthorized(request)) is not None:
+            return denied
+        from sandbox.cdek import find_city
+
+        city = find_city(address.split(",")[0]) if address else None
+        if city is None:
+            return JSONResponse({"code": "NOT_FOUND", "desc": f"Адрес не распознан: {address!r}"}, 404)
+        offices = post_offices(city)[: max(1, top)]
+        return JSONResponse({"postoffices": [o["postal-code"] for o in offices], "is-matched": True})
+
+    @r.get("/post/postoffice/1.0/{index}", summary="A post office by its index")
+    async def office(index: str, request: Request) -> JSONResponse:
+        await sim.faults.check("postoffice")
+        if (denied := sim.unauthorized(request)) is not None:
+            return denied
+        found = find_office(index)
+        if found is None:
+            return JSONResponse({"code": "NOT_FOUND", "desc": f"Отделение {index} не найдено"}, 404)
+        return JSONResponse(found)
 
     async def json_body(request: Request) -> Any:
         try:
