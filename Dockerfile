@@ -1,5 +1,17 @@
 # Orkestr: one image for the api, the worker, the sandbox and the migrations
-# (docker-compose.yml chooses the command). Configured through ORKESTR_* variables.
+# (docker-compose.yml chooses the command). Configured through ORKESTR_* variables (or secret files in
+# ORKESTR_SECRETS_DIR). The image holds the installed wheel only: no source tree, no embedded runtime
+# (the `[embedded]` extra: dev Temporal binary, embedded PostgreSQL) — it talks to a Temporal cluster
+# and a PostgreSQL server, and its migrations ship inside the package (`orkestr migrate`).
+
+# --- build: the wheel ---------------------------------------------------------------------------------
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY . /src
+RUN pip wheel --no-deps --wheel-dir /wheels /src
+
+# --- run: the wheel and its dependencies ----------------------------------------------------------------
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -9,14 +21,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 RUN useradd --create-home --uid 10001 --user-group --shell /usr/sbin/nologin orkestr
 
-WORKDIR /app
-# the project (minus what .dockerignore leaves out); alembic.ini and migrations/ stay in /app,
-# the working directory of every command
-COPY . /app
-RUN pip install /app
+COPY --from=build /wheels /wheels
+RUN pip install /wheels/orkestr-*.whl && rm -rf /wheels
 
 USER orkestr
+WORKDIR /home/orkestr
 ENV ORKESTR_DATA_DIR=/home/orkestr/.orkestr
 
-EXPOSE 8000 8100
-CMD ["uvicorn", "api.app:app", "--host", "0.0.0.0", "--port", "8000"]
+EXPOSE 8000 8100 9464
+CMD ["orkestr", "api"]

@@ -4,12 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast bench venv clean histories lint
+.PHONY: run test test-fast bench venv clean histories lint simulate
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[embedded,test]'
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -34,6 +34,11 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m mypy
+
+## the chain simulator: configurations (a)-(f) over 30 days; table, docs/simulation/simulation.json and .png
+simulate: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[sim]'
+	$(BIN)/orkestr simulate --days 30
 
 ## regenerate the golden workflow histories under tests/histories/
 histories: $(STAMP)

@@ -30,43 +30,96 @@ def _finish(code: int = 0) -> None:
     os._exit(code)
 
 
-@app.command()
-def run() -> None:
-    """Start everything with embedded defaults: Temporal dev server + UI, PostgreSQL, migrations,
-    the sandbox, the worker and the API. Ctrl-C stops it all."""
-    from devstack import run_all
 
-    run_all()
+_NO_STACK = "no `orkestr run` is running next to here (no live state file under the data dir)"
+
+
+@app.callback()
+def _join_running_stack(ctx: typer.Context) -> None:
+    """Every command but `run` joins the stack `orkestr run` started next to it: the stack's state
+    file (``<data dir>/state.json``) fills in every ``ORKESTR_*`` variable the environment does not set."""
+    if ctx.invoked_subcommand != "run":
+        join_running_stack()
+
+
+def join_running_stack() -> dict[str, Any] | None:
+    """Put a running stack's settings into ``os.environ`` (explicit variables win); its state, or None."""
+    from devstack import read_state
+    from settings import Settings, get_settings
+
+    state = read_state(Settings().data_dir)
+    if state is not None:
+        for name, value in state.get("env", {}).items():
+            os.environ.setdefault(name, str(value))
+        get_settings.cache_clear()
+    return state
+
+
+@app.command()
+def run(
+    port_base: int = typer.Option(None, "--port-base", min=1024, max=65530, envvar="ORKESTR_PORT_BASE",
+                                  help="move every port together: API N, sandbox N+1, Temporal N+2, Temporal UI "
+                                       "N+3, worker metrics N+4 (and the URLs made of them); data under "
+                                       ".orkestr/port-N"),
+    sandbox_auto: bool = typer.Option(None, "--sandbox-auto/--no-sandbox-auto",
+                                      help="the sandbox pays, assembles and delivers by itself "
+                                           "(default: ORKESTR_SANDBOX_AUTO, true)"),
+) -> None:
+    """Start everything with embedded defaults, supervised: Temporal dev server + UI, PostgreSQL,
+    migrations, the sandbox, the worker and the API. A crashed sandbox, worker or API is restarted;
+    Ctrl-C or SIGTERM stops it all in order (sandbox, worker drained, API, Temporal, PostgreSQL).
+    Every setting is an ORKESTR_* variable (README: Configuration)."""
+    from devstack import run_all
+    from settings import get_settings
+
+    # through the environment, so the parts started as children see the same choice
+    if port_base is not None:
+        os.environ["ORKESTR_PORT_BASE"] = str(port_base)
+    if sandbox_auto is not None:
+        os.environ["ORKESTR_SANDBOX_AUTO"] = str(sandbox_auto).lower()
+    get_settings.cache_clear()
+    _finish(run_all(get_settings()))
 
 
 @app.command()
 def worker() -> None:
-    """Run the Temporal worker (production: one or more per task queue)."""
+    """Run the Temporal worker (production: one or more per task queue). Exits 1 at once when its
+    metrics port is taken or Temporal cannot be reached; SIGTERM drains it (ORKESTR_WORKER_SHUTDOWN_SECONDS)."""
     from worker import main as worker_main
 
     worker_main()
 
 
-@app.command()
-def api() -> None:
-    """Run the HTTP API."""
+def _serve(app_path: str, host: str, port: int) -> None:
+    """uvicorn with our logging (one format per process: uvicorn's loggers go through structlog);
+    a port it cannot bind ends the process with status 1."""
     import uvicorn
 
+    from observability import configure_logging
     from settings import get_settings
 
     s = get_settings()
-    uvicorn.run("api.app:app", host=s.api_host, port=s.api_port, log_level=s.log_level.lower())
+    configure_logging(s.log_format, s.log_level)
+    uvicorn.run(app_path, host=host, port=port, log_level=s.log_level.lower(), log_config=None, access_log=False)
+    _finish(0)
+
+
+@app.command()
+def api() -> None:
+    """Run the HTTP API."""
+    from settings import get_settings
+
+    s = get_settings()
+    _serve("api.app:app", s.api_host, s.api_port)
 
 
 @app.command()
 def sandbox() -> None:
     """Run the simulated outside systems (ERP, acquiring, loyalty, couriers, POS, notifications)."""
-    import uvicorn
-
     from settings import get_settings
 
     s = get_settings()
-    uvicorn.run("sandbox.app:app", host=s.sandbox_host, port=s.sandbox_port, log_level=s.log_level.lower())
+    _serve("sandbox.app:app", s.sandbox_host, s.sandbox_port)
 
 
 @app.command()
@@ -77,7 +130,7 @@ def migrate() -> None:
 
     url = get_settings().database_url
     if not url:
-        typer.echo("ORKESTR_DATABASE_URL is not set", err=True)
+        typer.echo(f"ORKESTR_DATABASE_URL is not set, and {_NO_STACK}", err=True)
         _finish(2)
     do_migrate(url)
     typer.echo("migrated")
@@ -96,6 +149,11 @@ history_app = typer.Typer(no_args_is_help=True, help="Workflow histories: export
 app.add_typer(order_app, name="order")
 app.add_typer(orders_app, name="orders")
 app.add_typer(history_app, name="history")
+
+from sim.cli import rules_app, simulate  # noqa: E402 - the chain simulator and the sourcing rule set
+
+app.command("simulate")(simulate)
+app.add_typer(rules_app, name="rules")
 
 
 def _run(coro_fn: Callable[..., Coroutine[Any, Any, int]], *args: Any, **kwargs: Any) -> None:
@@ -240,7 +298,7 @@ async def _orders_stuck(age: timedelta, limit: int) -> int:
 
     engine = _engine()
     if engine is None:
-        Console(stderr=True).print("[red]ORKESTR_DATABASE_URL is not set (the projection is needed)[/red]")
+        Console(stderr=True).print(f"[red]the projection is needed: ORKESTR_DATABASE_URL is not set, and {_NO_STACK}[/red]")
         return EXIT_USAGE
     try:
         problems = await stuck_orders(await _client(), engine, age, limit=limit)
@@ -252,7 +310,8 @@ async def _orders_stuck(age: timedelta, limit: int) -> int:
 
 @orders_app.command("failed")
 def orders_failed(limit: int = typer.Option(200, min=1, max=5000)) -> None:
-    """Orders on hold (a step refused, waiting for `orkestr order retry`) and failed order workflows."""
+    """Every order that needs a person, with the reason: on hold (projection) or parked (Temporal), failing
+    (an activity retried 3+ times, or the workflow code failing) and failed or terminated workflows."""
     _run(_orders_failed, limit)
 
 
@@ -267,7 +326,7 @@ async def _orders_failed(limit: int) -> int:
     finally:
         if engine is not None:
             await engine.dispose()
-    render_problems(Console(), problems, "Orders on hold or failed")
+    render_problems(Console(), problems, "Orders on hold, parked, failing or failed")
     return EXIT_OK
 
 

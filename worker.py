@@ -7,9 +7,14 @@ tests call ``build_worker`` with their own client and settings.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import socket
+import sys
+import time
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, AsyncIterator, Callable
 
 import httpx
@@ -46,12 +51,13 @@ from adapters.tasks_repo import TasksRepo
 from adapters.temporal import connect
 from observability import make_activity_interceptor, serve_metrics, worker_runtime
 from adapters.returns_repo import ReturnsRepo
+from adapters.rules_store import RulesStore
+from adapters.shortage_history import ShortageHistoryRepo
 from settings import Settings, get_settings
 from workflows.erp_sync import ErpStockSyncWorkflow
 from workflows.registry import WORKFLOWS
 
 log = structlog.get_logger("worker")
-
 
 
 @dataclass
@@ -79,13 +85,13 @@ async def wiring(settings: Settings, engine: AsyncEngine | None = None) -> Async
         public = settings.public_url.rstrip("/")
         ledger = Ledger(engine)
         catalog = CatalogRepo(engine)
-        stock = StockActivities(ledger)
+        stock = StockActivities(ledger, rules=RulesStore(settings.rules_dir), history=ShortageHistoryRepo(engine))
         projection = ProjectionActivities(OrdersRepo(engine, settings.support_phone_salt))
         payments = PaymentActivities(
             AcquiringClient(http(settings.acquiring_url), user=settings.acquiring_user,
                             password=settings.acquiring_password),
             callback_url=f"{public}/callbacks/acquiring",
-            return_url=f"{public}/v1/payment-return",
+            return_url=settings.return_url(),
         )
         loyalty = LoyaltyActivities(LoyaltyClient(http(settings.loyalty_url), user=settings.loyalty_user,
                                                   password=settings.loyalty_password))
@@ -133,12 +139,13 @@ def build_worker(client: Client, settings: Settings, wired: Wiring, *, task_queu
         activities=wired.activities + wired.local_activities,
         max_concurrent_activities=100,
         interceptors=[make_activity_interceptor()],
+        # on shutdown: stop polling, let running activities finish this long, then cancel them
+        graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_seconds),
     )
 
 
 async def bootstrap(client: Client, settings: Settings, *, schedules: bool = True, initial_sync: bool = True) -> None:
     """Start-up chores, all idempotent: the courier webhook, the ERP sync schedules, a first import."""
-    from datetime import timedelta
 
     from temporalio.client import (
         Schedule,
@@ -158,20 +165,20 @@ async def bootstrap(client: Client, settings: Settings, *, schedules: bool = Tru
         await cdek.register_webhook(f"{settings.public_url.rstrip('/')}/callbacks/couriers/cdek/"
                                     f"{settings.courier_webhook_secret}")
     if schedules:
-        for mode, every in (("full", timedelta(minutes=settings.erp_sync_full_every_minutes)),
-                            ("delta", timedelta(seconds=settings.erp_sync_delta_every_seconds))):
-            try:
-                await client.create_schedule(
-                    f"erp-sync-{mode}",
-                    Schedule(
-                        action=ScheduleActionStartWorkflow(ErpStockSyncWorkflow.run, SyncInput(mode=mode),
-                                                           id=f"erp-sync-{mode}", task_queue=settings.task_queue),
-                        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
-                        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
-                    ),
-                )
-            except ScheduleAlreadyRunningError:
-                pass
+        try:
+            await client.create_schedule(
+                "erp-sync-full",
+                Schedule(
+                    action=ScheduleActionStartWorkflow(ErpStockSyncWorkflow.run, SyncInput(mode="full"),
+                                                       id="erp-sync-full", task_queue=settings.task_queue),
+                    spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(
+                        every=timedelta(minutes=settings.erp_sync_full_every_minutes))]),
+                    policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+                ),
+            )
+        except ScheduleAlreadyRunningError:
+            pass
+        await start_delta_sync(client, settings)
     if initial_sync:
         handle = await client.start_workflow(
             ErpStockSyncWorkflow.run, SyncInput(mode="full"), id="erp-sync-initial", task_queue=settings.task_queue,
@@ -181,30 +188,90 @@ async def bootstrap(client: Client, settings: Settings, *, schedules: bool = Tru
         log.info("erp.initial_sync", **result.__dict__)
 
 
+DELTA_SYNC_ID = "erp-sync-delta"
+
+
+async def start_delta_sync(client: Client, settings: Settings) -> None:
+    """The one long-running delta sync (workflows.erp_sync): started if missing, told the current interval
+    if running (signal-with-start). A delta *schedule* left by an older version is removed."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from workflows.erp_sync import SyncInput
+
+    try:
+        await client.get_schedule_handle(DELTA_SYNC_ID).delete()
+        log.info("erp.delta_schedule_removed", replaced_by=f"workflow {DELTA_SYNC_ID}")
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+    every = settings.erp_sync_delta_every_seconds
+    await client.start_workflow(
+        ErpStockSyncWorkflow.run, SyncInput(mode="delta", every_seconds=every), id=DELTA_SYNC_ID,
+        task_queue=settings.task_queue, start_signal="set_interval", start_signal_args=[every])
+
+
+class CannotServe(Exception):
+    """The worker cannot do its job at all (a port taken, Temporal unreachable): exit non-zero at once."""
+
+
+def bind_metrics(host: str, port: int) -> socket.socket:
+    """The metrics socket, bound before anything else starts: a taken port ends the worker at once
+    (an error naming the port) instead of leaving a worker that serves no metrics."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as err:
+        sock.close()
+        raise CannotServe(f"metrics port {host}:{port} (ORKESTR_METRICS_PORT) is taken: {err.strerror}") from err
+    sock.setblocking(False)
+    return sock
+
+
 async def run_worker(settings: Settings | None = None) -> None:
+    """Serve the task queue until SIGTERM/SIGINT, then drain: stop polling, let running activities finish
+    within ``worker_shutdown_seconds``, cancel the rest (Temporal retries them elsewhere)."""
     settings = settings or get_settings()
+    metrics_sock = bind_metrics(settings.api_host, settings.metrics_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     sdk_metrics = f"127.0.0.1:{_free_port()}"  # the SDK's exporter, folded into our /metrics
-    client = await connect(settings, runtime=worker_runtime(sdk_metrics))
+    try:
+        client = await asyncio.wait_for(connect(settings, runtime=worker_runtime(sdk_metrics)), 30)
+    except (asyncio.TimeoutError, RuntimeError, OSError) as err:
+        raise CannotServe(f"cannot connect to Temporal at {settings.temporal_address}: {err}") from err
     async with wiring(settings) as wired:
         worker = build_worker(client, settings, wired)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        metrics = asyncio.create_task(serve_metrics(settings.api_host, settings.metrics_port,
-                                                    f"http://{sdk_metrics}/metrics", stop))
+        metrics = asyncio.create_task(serve_metrics(metrics_sock, f"http://{sdk_metrics}/metrics", stop))
+        running = asyncio.create_task(worker.run())
         log.info("worker.started", task_queue=settings.task_queue, temporal=settings.temporal_address,
                  metrics=f"http://{settings.api_host}:{settings.metrics_port}/metrics")
-        async with worker:
-            await bootstrap(client, settings, schedules=settings.erp_sync_schedules)
-            await stop.wait()
-        await metrics
-        log.info("worker.stopped")
+        chores = asyncio.create_task(bootstrap(client, settings, schedules=settings.erp_sync_schedules))
+        stopping = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({running, metrics, stopping, chores}, return_when=asyncio.FIRST_COMPLETED)
+        while done == {chores} and chores.exception() is None:  # the chores are done: serve on
+            done, _ = await asyncio.wait({running, metrics, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        failed = next((t for t in (running, metrics, chores) if t in done and t.exception() is not None), None)
+        started = time.monotonic()
+        log.info("worker.draining", timeout_s=settings.worker_shutdown_seconds,
+                 reason="signal" if stopping in done else f"{failed.get_name() if failed else 'a task'} ended")
+        chores.cancel()
+        stop.set()
+        await worker.shutdown()
+        await asyncio.gather(running, metrics, chores, return_exceptions=True)
+        stopping.cancel()
+        log.info("worker.stopped", drained_s=round(time.monotonic() - started, 2))
+        error = failed.exception() if failed is not None else None
+        if error is not None:
+            raise error
+        if metrics in done:
+            raise CannotServe("the metrics server stopped")
 
 
 def _free_port() -> int:
-    import socket
-
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
@@ -212,11 +279,24 @@ def _free_port() -> int:
 
 
 def main() -> None:
+    """``python -m worker``: exit 0 after a clean stop, 1 when it cannot serve or fails."""
     from observability import configure_logging
 
     s = get_settings()
     configure_logging(s.log_format, s.log_level)
-    asyncio.run(run_worker(s))
+    code = 0
+    try:
+        asyncio.run(run_worker(s))
+    except CannotServe as err:
+        log.error("worker.cannot_serve", error=str(err))
+        code = 1
+    except Exception as err:  # noqa: BLE001 - the process's last word: say what failed, exit non-zero
+        log.exception("worker.failed", error=f"{type(err).__name__}: {err}")
+        code = 1
+    # the SDK's core runtime can crash at interpreter exit (temporalio/sdk-python#300): end deliberately
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Iterator
 
 import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from adapters.errors import ExternalRefusal
+from adapters.errors import ExternalRateLimited, ExternalRefusal
 
 
 @contextmanager
@@ -35,3 +36,18 @@ def logger() -> structlog.stdlib.BoundLogger:
         workflow_id=info.workflow_id, run_id=info.workflow_run_id,
         activity=info.activity_type, attempt=info.attempt,
     )
+
+
+@contextmanager
+def rate_limits_as_delay() -> Iterator[None]:
+    """An ``ExternalRateLimited`` becomes a retryable ``ApplicationError`` (type ``RateLimited``)
+    whose next attempt waits the system's ``Retry-After``, not the retry policy's backoff."""
+    try:
+        yield
+    except ExternalRateLimited as exc:
+        raise ApplicationError(
+            f"{exc.system} rate-limited {exc.operation}: {exc.message}",
+            exc.retry_after_s,
+            type="RateLimited",
+            next_retry_delay=timedelta(seconds=max(exc.retry_after_s, 0.1)),
+        ) from exc

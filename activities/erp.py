@@ -69,7 +69,8 @@ class ErpActivities:
         rows = 0
         while True:
             page = await self.erp.products_page(skip=skip, top=PAGE)
-            products = [{"id": p.id, "brand": p.brand, "name": p.name, "category": p.category} for p in page.items]
+            products = [{"id": p.id, "brand": p.brand, "name": p.name, "category": p.category, "marked": p.marked}
+                        for p in page.items]
             skus = [
                 {"sku": s.sku, "product_id": p.id, "size": s.size, "color": s.color, "barcode": s.barcode}
                 for p in page.items for s in p.skus

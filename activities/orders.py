@@ -8,7 +8,7 @@ from temporalio import activity
 
 from adapters.orders_repo import OrdersRepo
 from contracts.order import OrderSnapshot
-from observability import ORDERS_BY_STATUS
+from observability import STATUS_CHANGES
 
 
 @dataclass
@@ -17,5 +17,7 @@ class ProjectionActivities:
 
     @activity.defn
     async def save_order(self, snapshot: OrderSnapshot) -> None:
-        if await self.orders.save(snapshot):
-            ORDERS_BY_STATUS.labels(snapshot.status.value, snapshot.channel.value).inc()
+        saved = await self.orders.save(snapshot)
+        # a change of status is counted once: not a retried save, not a save of other fields
+        if saved is not None and saved.previous_status != snapshot.status.value:
+            STATUS_CHANGES.labels(snapshot.status.value, snapshot.channel.value).inc()

@@ -12,13 +12,21 @@ Idempotency:
 * ``deposit`` / ``reverse`` / ``refund`` send ``X-Idempotency-Key`` (the newer gateway's header):
   a repeat with the same key gets the first answer and moves no money.
 
+SBP (the fast payment system) is a one-stage payment: :meth:`register` (``register.do``), then
+:meth:`sbp_qr` (``sbp/c2b/qr/dynamic/get.do``: the QR and its ``https://qr.nspk.ru/…`` link) and
+:meth:`sbp_status`; paid means captured, so there is no hold to deposit or reverse (the gateway
+refuses both with errorCode 7) and every later reduction is :meth:`refund`. ``PaymentStatus.payment_way``
+says which kind an order was paid with (``SBP_C2B`` / ``CARD``).
+
 Any ``errorCode`` other than ``"0"`` becomes :class:`ExternalRefusal` with ``code=errorCode``;
 transport errors and 5xx become :class:`ExternalUnavailable` (``adapters.http.request``).
 """
 
 from __future__ import annotations
 
+import base64
 import json
+from functools import partialmethod
 from typing import Any
 
 import httpx
@@ -31,6 +39,7 @@ from adapters.wire.acquiring import (
     BundleItem,
     PaymentRegistration,
     PaymentStatus,
+    SbpQr,
     payment_state,
 )
 
@@ -117,7 +126,8 @@ class AcquiringClient:
     async def _call(
         self, operation: str, params: dict[str, Any], *, idempotency_key: str | None = None
     ) -> dict[str, Any]:
-        data = {"userName": self._user, "password": self._password}
+        # ``language`` (ISO 639-1): the gateway's messages reach operators, who read Russian
+        data = {"userName": self._user, "password": self._password, "language": "ru"}
         data.update({k: str(v) for k, v in params.items() if v is not None})
         headers = {"X-Idempotency-Key": idempotency_key} if idempotency_key else None
         resp = await request(self._http, SYSTEM, operation, "POST", f"payment/rest/{operation}.do", data=data, headers=headers)
@@ -145,8 +155,9 @@ class AcquiringClient:
 
     # --- operations --------------------------------------------------------------------------
 
-    async def register_preauth(
+    async def _register(
         self,
+        method: str,
         *,
         order_number: str,
         amount: int,
@@ -160,7 +171,9 @@ class AcquiringClient:
         email: str | None = None,
         bundle: list[BundleItem],
     ) -> PaymentRegistration:
-        """Register a two-stage payment (the amount will be held). Idempotent by ``order_number``."""
+        """Register an order with ``method`` (``registerPreAuth`` or ``register``). Idempotent
+        by ``order_number``: a repeat (errorCode 1) is answered with the existing order, unless
+        it was registered for another amount or currency."""
         numeric = self._numeric(currency)
         params: dict[str, Any] = {
             "orderNumber": order_number,
@@ -176,7 +189,7 @@ class AcquiringClient:
             "orderBundle": order_bundle(bundle) if bundle else None,
         }
         try:
-            body = await self._call("registerPreAuth", params)
+            body = await self._call(method, params)
         except ExternalRefusal as exc:
             if exc.code != "1":
                 raise
@@ -184,12 +197,19 @@ class AcquiringClient:
             if existing.amount != amount or existing.currency != currency.upper():
                 raise ExternalRefusal(
                     SYSTEM,
-                    "registerPreAuth",
+                    method,
                     f"order number {order_number} is registered for {existing.amount} {existing.currency}",
                     code="1",
                 ) from exc
             return PaymentRegistration(md_order=existing.md_order, form_url=self._form_url(existing.md_order))
         return PaymentRegistration(md_order=str(body["orderId"]), form_url=str(body["formUrl"]))
+
+    #: ``registerPreAuth.do``: a two-stage payment (the amount will be held); idempotent by
+    #: ``order_number`` (see :meth:`_register`)
+    register_preauth = partialmethod(_register, "registerPreAuth")
+    #: ``register.do``: a one-stage payment (paid means captured), the kind an SBP payment needs;
+    #: idempotent by ``order_number`` like :attr:`register_preauth`
+    register = partialmethod(_register, "register")
 
     async def deposit(self, *, md_order: str, amount: int, idempotency_key: str) -> None:
         """Capture ``amount`` of the hold (0 = all of it)."""
@@ -232,7 +252,23 @@ class AcquiringClient:
             refunded=int(info.get("refundedAmount", 0)),
             action_code=int(body.get("actionCode", 0)),
             action_description=str(body.get("actionCodeDescription", "")),
-            masked_pan=card.get("maskedPan") or None,
+            # ``pan`` is the documented field (masked by the gateway); ``maskedPan`` its older twin
+            masked_pan=card.get("pan") or card.get("maskedPan") or None,
             amount=int(body.get("amount", 0)),
             currency=CURRENCY_ALPHA.get(currency, currency),
+            payment_way=str(body.get("paymentWay") or ""),
         )
+
+    async def sbp_qr(self, *, md_order: str, image: bool = False, size_px: int = 300) -> SbpQr:
+        """``sbp/c2b/qr/dynamic/get.do``: the SBP QR of a one-stage order (the link always, the PNG
+        when ``image``). Asked again, the gateway answers the same ``qrId``."""
+        body = await self._call("sbp/c2b/qr/dynamic/get", {
+            "mdOrder": md_order, "qrFormat": "image" if image else "matrix", "qrWidth": size_px, "qrHeight": size_px})
+        rendered = body.get("renderedQr")
+        return SbpQr(qr_id=str(body["qrId"]), payload=str(body["payload"]),
+                     png=base64.b64decode(rendered) if rendered else None)
+
+    async def sbp_status(self, *, md_order: str, qr_id: str) -> str:
+        """``sbp/c2b/qr/status.do``: STARTED (waiting), ACCEPTED (paid) or REJECTED."""
+        body = await self._call("sbp/c2b/qr/status", {"mdOrder": md_order, "qrId": qr_id})
+        return str(body.get("qrStatus", ""))

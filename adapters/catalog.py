@@ -17,6 +17,9 @@ class SkuInfo:
     name: str
     price: int
     currency: str
+    #: each unit needs its Честный ЗНАК code at assembly, in receipts and at return
+    marked: bool = False
+    barcode: str = ""
 
 
 @dataclass
@@ -29,12 +32,12 @@ class CatalogRepo:
             rows = await conn.execute(
                 text(
                     """SELECT s.sku, p.brand || ' ' || p.name || ' (' || s.size || ', ' || s.color || ')' AS name,
-                              COALESCE(s.sale_price, s.price) AS price, s.currency
+                              COALESCE(s.sale_price, s.price) AS price, s.currency, p.marked, s.barcode
                        FROM sku s JOIN product p ON p.id = s.product_id WHERE s.sku = ANY(:skus)"""
                 ),
                 {"skus": list(skus)},
             )
-            return {r.sku: SkuInfo(r.sku, r.name, r.price, r.currency) for r in rows}
+            return {r.sku: SkuInfo(r.sku, r.name, r.price, r.currency, r.marked, r.barcode) for r in rows}
 
     async def products(self, *, q: str | None, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
         params: dict[str, Any] = {"limit": limit, "offset": offset, "q": f"%{q}%" if q else None}
@@ -80,16 +83,17 @@ class CatalogRepo:
         return len(locations)
 
     async def upsert_products(self, products: Sequence[dict[str, Any]], skus: Sequence[dict[str, Any]]) -> int:
-        """Products (id, brand, name, category) and their SKUs (sku, product_id, size, color, barcode)."""
+        """Products (id, brand, name, category, marked?) and their SKUs (sku, product_id, size, color, barcode)."""
         async with self.engine.begin() as conn:
             if products:
                 await conn.execute(
                     text(
-                        """INSERT INTO product (id, brand, name, category) VALUES (:id, :brand, :name, :category)
+                        """INSERT INTO product (id, brand, name, category, marked)
+                           VALUES (:id, :brand, :name, :category, :marked)
                            ON CONFLICT (id) DO UPDATE SET brand = EXCLUDED.brand, name = EXCLUDED.name,
-                           category = EXCLUDED.category"""
+                           category = EXCLUDED.category, marked = EXCLUDED.marked"""
                     ),
-                    list(products),
+                    [{"marked": False, **p} for p in products],
                 )
             if skus:
                 await conn.execute(

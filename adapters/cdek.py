@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -21,9 +21,12 @@ import structlog
 
 from adapters.errors import ExternalRefusal
 from adapters.http import request
+from contracts.carrier_payments import CodRegistry, CodRegistryLine, DeliveryOutcome, KeptUnits
+from contracts.pickup_points import PickupPoint
 from adapters.wire.couriers import (
     Booking,
     BookingRequest,
+    CdekOrderKind,
     Quote,
     ShipAddress,
     ShipmentUpdate,
@@ -161,7 +164,8 @@ class CdekClient:
             {
                 "name": it.name,
                 "ware_key": it.sku,
-                "payment": {"value": 0},  # prepaid: nothing to collect on delivery
+                # prepaid: nothing to collect; cash on delivery: the unit's price for each one kept
+                "payment": {"value": kopecks_to_roubles(it.price) if req.cash_on_delivery else 0},
                 "cost": kopecks_to_roubles(it.price),
                 "weight": item_weight,
                 "amount": it.qty,
@@ -171,7 +175,8 @@ class CdekClient:
         body: dict[str, Any] = {
             "type": 1,
             "number": req.shipment_id,
-            "is_return": req.is_return,
+            # a customer's return to a store is a client return (CDEK's ``is_client_return``)
+            "is_client_return": req.is_return,
             "packages": [
                 {
                     "number": f"{req.shipment_id}-1",
@@ -210,6 +215,10 @@ class CdekClient:
             body["sender"] = {"name": req.recipient.name, "phones": [{"number": req.recipient.phone}]}
             body["recipient"] = {"name": self._shipper_name, "phones": [{"number": self._shipper_phone}]}
         body["tariff_code"] = int(req.tariff) if req.tariff else TARIFF_BY_ENDS[(sender_end, recipient_end)]
+        if req.cash_on_delivery and req.delivery_charge:
+            body["delivery_recipient_cost"] = {"value": kopecks_to_roubles(req.delivery_charge)}
+        if req.try_on and not req.is_return:
+            body["services"] = [{"code": "TRYING_ON"}, {"code": "PART_DELIV"}]
         return body
 
     async def book(self, req: BookingRequest) -> Booking:
@@ -282,6 +291,74 @@ class CdekClient:
             raise _refusal("deliverypoints", resp)
         return list(resp.json())
 
+    async def points(self, *, city: str) -> list[PickupPoint]:
+        """CDEK pickup points of a city in the carrier-neutral shape (fitting room =
+        ``is_dressing_room``: the customer can try on and keep only some items)."""
+        return [
+            PickupPoint(
+                carrier="cdek", code=str(p["code"]), name=str(p.get("name") or p["code"]), kind=str(p.get("type") or "PVZ"),
+                city=str((p.get("location") or {}).get("city") or city), address=str((p.get("location") or {}).get("address") or ""),
+                postcode=str((p.get("location") or {}).get("postal_code") or ""),
+                lat=float((p.get("location") or {}).get("latitude") or 0), lon=float((p.get("location") or {}).get("longitude") or 0),
+                hours=tuple((int(w["day"]), str(w["time"]).replace("/", "-")) for w in p.get("work_time_list") or []),
+                try_on=bool(p.get("is_dressing_room")), card_payment=bool(p.get("have_cashless")), cash_payment=bool(p.get("have_cash")),
+            )
+            for p in await self.pickup_points(city=city)
+        ]
+
+    # --- after delivery: what was kept, what was collected, the COD registry ------------------
+    async def delivery_outcome(self, uuid: str) -> DeliveryOutcome:
+        """What the recipient took and paid (CDEK API v2 «Информация о заказе»: each item's
+        ``delivery_amount`` next to ``amount``, ``delivery_detail{payment_sum, payment_info[{type,
+        sum}], date}``, and the return order in ``related_entities`` for refused units)."""
+        resp = await self._call("get_order", "GET", f"/v2/orders/{uuid}")
+        if resp.status_code != 200:
+            raise _refusal("get_order", resp)
+        answer = resp.json()
+        entity = answer["entity"]
+        codes = [s.get("code") for s in entity.get("statuses") or []]
+        delivered = "DELIVERED" in codes
+        items = []
+        for pkg in entity.get("packages") or []:
+            for it in pkg.get("items") or []:
+                ordered = int(it.get("amount", 0))
+                kept = int(it["delivery_amount"]) if "delivery_amount" in it else (ordered if delivered else 0)
+                items.append(KeptUnits(ware_key=str(it.get("ware_key")), ordered=ordered, kept=kept))
+        detail = entity.get("delivery_detail") or {}
+        payments = detail.get("payment_info") or []
+        back = next((r.get("uuid") for r in answer.get("related_entities") or [] if str(r.get("type", "")).upper() == "RETURN_ORDER"), None)
+        return DeliveryOutcome(
+            external_id=uuid,
+            delivered=delivered,
+            items=tuple(items),
+            collected=sum(roubles_to_kopecks(p.get("sum", 0)) for p in payments),
+            payment_type=str(payments[0]["type"]) if payments else None,
+            delivered_on=detail.get("date"),
+            return_order_id=str(back) if back else None,
+        )
+
+    async def cod_registries(self, day: date) -> list[CodRegistry]:
+        """The COD registries of ``day`` (``GET /v2/registries?date=``): what CDEK collected on
+        delivery and transfers to us, per order, less its fee."""
+        resp = await self._call("registries", "GET", "/v2/registries", params={"date": day.isoformat()})
+        if resp.status_code != 200:
+            raise _refusal("registries", resp)
+        return [
+            CodRegistry(
+                number=str(r["registry_number"]),
+                payment_date=str(r.get("payment_date") or day.isoformat()),
+                total=roubles_to_kopecks(r.get("sum", 0)),
+                payment_order=str(r.get("payment_order_number") or ""),
+                lines=tuple(
+                    CodRegistryLine(tracking_number=str(o["cdek_number"]), collected=roubles_to_kopecks(o.get("payment_sum", 0)),
+                                    fee=roubles_to_kopecks(o.get("agent_commission_sum", 0)),
+                                    transferred=roubles_to_kopecks(o.get("transfer_sum", 0)))
+                    for o in r.get("orders") or []
+                ),
+            )
+            for r in resp.json().get("registries") or []
+        ]
+
     # --- webhooks -----------------------------------------------------------------------------
     async def register_webhook(self, url: str) -> str:
         """Subscribe ``url`` to ORDER_STATUS; idempotent by url. Returns the webhook uuid.
@@ -293,21 +370,49 @@ class CdekClient:
 
     @staticmethod
     def parse_webhook(payload: Mapping[str, Any]) -> ShipmentUpdate:
-        """An ORDER_STATUS webhook body → a carrier-neutral update (ValueError if malformed)."""
+        """An ORDER_STATUS webhook body → a carrier-neutral update (ValueError if malformed).
+
+        The body (CDEK API v2, "Вебхуки", event ORDER_STATUS): ``{type, date_time, uuid,
+        attributes{is_return, is_reverse, is_client_return, cdek_number, number, code,
+        status_code, status_reason_code, status_date_time, city_name, city_code, deleted,
+        related_entities[{type, uuid, cdek_number}]?}}``. The order kind decides what a status
+        means (:func:`adapters.wire.couriers.cdek_status`): the DELIVERED of a return or reverse order
+        is the parcel back with the sender (``returned``), not the customer's delivery. The
+        flags default to false when a body leaves them out. ``deleted: true`` withdraws a status
+        CDEK set by mistake: :attr:`ShipmentUpdate.deleted`, to be ignored by the receiver.
+        """
         if payload.get("type") != "ORDER_STATUS":
             raise ValueError(f"not an ORDER_STATUS webhook: {payload.get('type')!r}")
         try:
             attrs = payload["attributes"]
             code = str(attrs["code"])
             at = parse_cdek_time(str(attrs.get("status_date_time") or payload["date_time"]))
+            flags = {k: _flag(attrs, k) for k in ("is_return", "is_reverse", "is_client_return")}
+            kind: CdekOrderKind = "reverse" if flags["is_reverse"] else "return" if flags["is_return"] else "client_return" if flags["is_client_return"] else "direct"
+            related = tuple(
+                str(e["uuid"]) for e in attrs.get("related_entities") or [] if str(e.get("type", "")).lower() in ("direct_order", "client_direct_order")
+            )
             return ShipmentUpdate(
                 carrier="cdek",
                 external_id=str(payload["uuid"]),
                 tracking_number=str(attrs["cdek_number"]) if attrs.get("cdek_number") else None,
                 shipment_id=str(attrs["number"]) if attrs.get("number") else None,
-                is_return=bool(attrs.get("is_return", False)),
-                event=TrackingEvent(code=code, status=cdek_status(code), at=at, city=attrs.get("city_name") or None),
+                is_return=kind != "direct",
+                event=TrackingEvent(code=code, status=cdek_status(code, kind=kind), at=at, city=attrs.get("city_name") or None),
                 reason_code=str(attrs["status_reason_code"]) if attrs.get("status_reason_code") else None,
+                kind=kind,
+                deleted=_flag(attrs, "deleted"),
+                direct_order=related[0] if related else None,
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"malformed ORDER_STATUS webhook: {exc}") from exc
+
+
+def _flag(attrs: Mapping[str, Any], name: str) -> bool:
+    """A webhook boolean: absent → false; anything but a JSON boolean is malformed."""
+    value = attrs.get(name, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise TypeError(f"attributes.{name} must be a boolean, got {value!r}")
+    return value

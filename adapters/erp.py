@@ -109,6 +109,7 @@ class ErpClient:
                 brand=p["Brand"],
                 category=p["Category"],
                 skus=tuple(ErpSku(c["Sku"], c["Barcode"], c["Size"], c["Color"]) for c in p["Characteristics"]),
+                marked=bool(p.get("Marked", False)),
             )
             for p in rows
         )

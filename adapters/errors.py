@@ -19,3 +19,12 @@ class ExternalRefusal(ExternalError):
 
 class ExternalUnavailable(ExternalError):
     """The outside system could not answer (timeout, connection refused, 5xx): retry later."""
+
+
+class ExternalRateLimited(ExternalUnavailable):
+    """The outside system refused for now because of its rate limit (HTTP 429): retry after
+    ``retry_after_s`` seconds (from ``Retry-After`` or the system's own header), not sooner."""
+
+    def __init__(self, system: str, operation: str, message: str, *, retry_after_s: float, code: str | None = None) -> None:
+        super().__init__(system, operation, message, code=code)
+        self.retry_after_s = retry_after_s

@@ -273,8 +273,26 @@ async def stuck_orders(client: Client, engine: AsyncEngine, older_than: timedelt
     return out
 
 
-async def failed_orders(client: Client, engine: AsyncEngine | None, *, limit: int = 200) -> list[ProblemOrder]:
-    """Orders on hold (a parked step waits for an operator) and order/fulfillment workflows that failed."""
+#: an activity retried this many times is reported as failing (an outage the order waits out)
+FAILING_AFTER_ATTEMPTS = 3
+_ORDER_TYPES = '(WorkflowType = "OrderWorkflow" OR WorkflowType = "FulfillmentWorkflow")'
+
+
+async def failed_orders(client: Client, engine: AsyncEngine | None, *, limit: int = 200,
+                        failing_after: int = FAILING_AFTER_ATTEMPTS) -> list[ProblemOrder]:
+    """Every order that needs a person, from both sources, each once, with the reason:
+
+    - **on hold** in the projection (a step refused; ``waiting_at`` is the step, ``detail`` the refusal);
+    - **parked** in Temporal (``OrderStatus="on_hold"`` on a running order or shipment workflow), which
+      also finds what the projection has not caught up with;
+    - **failing**: a running order or shipment workflow whose activity has been retried ``failing_after``
+      times or more (an outage: the last error is the reason), or whose workflow task keeps failing (a bug);
+    - **failed**: an order or shipment workflow closed as failed, terminated or timed out.
+
+    Temporal is read through visibility (each list bounded by ``limit``); the failing ones need a describe
+    of each running workflow, so at most ``limit`` of them are looked at."""
+    import asyncio
+
     out: dict[str, ProblemOrder] = {}
     if engine is not None:
         async with engine.connect() as conn:
@@ -288,13 +306,49 @@ async def failed_orders(client: Client, engine: AsyncEngine | None, *, limit: in
                                            str(last.get("data", {}).get("step") or "?"),
                                            str(last.get("data", {}).get("error") or last.get("message") or ""),
                                            r.store_id)
-    query = ('(WorkflowType = "OrderWorkflow" OR WorkflowType = "FulfillmentWorkflow") '
-             'AND ExecutionStatus = "Failed"')
-    async for wf in client.list_workflows(query, limit=limit):
+
+    async for wf in client.list_workflows(f'{_ORDER_TYPES} AND ExecutionStatus = "Running" AND OrderStatus = "on_hold"',
+                                          limit=limit):
         order_id = _order_id_of(wf.id)
         if order_id and order_id not in out:
-            out[order_id] = ProblemOrder(order_id, "failed", wf.close_time, wf.workflow_type,
-                                         f"{wf.id} failed (run {wf.run_id})")
+            out[order_id] = ProblemOrder(order_id, "on_hold", wf.start_time, f"{wf.workflow_type} ({wf.id})",
+                                         "parked: a step was refused, waiting for `orkestr order retry`")
+
+    closed = ('ExecutionStatus = "Failed" OR ExecutionStatus = "Terminated" OR ExecutionStatus = "TimedOut"')
+    async for wf in client.list_workflows(f"{_ORDER_TYPES} AND ({closed})", limit=limit):
+        order_id = _order_id_of(wf.id)
+        if order_id and order_id not in out:
+            status = wf.status.name.lower() if wf.status is not None else "failed"
+            out[order_id] = ProblemOrder(order_id, status, wf.close_time, wf.workflow_type,
+                                         f"{wf.id} {status} (run {wf.run_id})")
+
+    running = [wf async for wf in client.list_workflows(f'{_ORDER_TYPES} AND ExecutionStatus = "Running"', limit=limit)]
+    gate = asyncio.Semaphore(8)
+
+    async def failing(wf: Any) -> ProblemOrder | None:
+        async with gate:
+            try:
+                desc = (await client.get_workflow_handle(wf.id, run_id=wf.run_id).describe()).raw_description
+            except RPCError:
+                return None
+        order_id = _order_id_of(wf.id)
+        if order_id is None:
+            return None
+        task = desc.pending_workflow_task
+        if desc.HasField("pending_workflow_task") and task.attempt > 1:
+            return ProblemOrder(order_id, "failing", wf.start_time, f"workflow task ({wf.id})",
+                                f"attempt {task.attempt}: the workflow code fails (see the worker's log; "
+                                "`orkestr replay` after a fix)")
+        for act in desc.pending_activities:
+            if act.attempt >= failing_after:
+                last = act.last_failure.message if act.HasField("last_failure") else ""
+                return ProblemOrder(order_id, "failing", wf.start_time, f"{act.activity_type.name} ({wf.id})",
+                                    f"attempt {act.attempt}" + (f", last error: {last}" if last else ""))
+        return None
+
+    for problem in await asyncio.gather(*(failing(wf) for wf in running)):
+        if problem is not None and problem.order_id not in out:
+            out[problem.order_id] = problem
     return list(out.values())
 
 

@@ -3,7 +3,8 @@
 Every change is a conditional single-statement UPDATE (the row lock is the
 statement's own), so concurrent reservations can never oversell; every change is
 keyed (reservation key, status transition) so a retried activity changes nothing.
-``available = on_hand - reserved - safety_stock`` of the location.
+``available = on_hand - reserved - safety_stock`` of the location (``contracts.stock.available_units``;
+the conditional hold below is the same rule in SQL, ``contracts.stock.can_hold``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import TextClause
 
 from contracts.stock import Allocation, Availability, LocationInfo, StockLevel
+from domain.availability import available_units
 
 
 class OutOfStock(Exception):
@@ -188,8 +190,7 @@ class Ledger:
             rows = await conn.execute(
                 text(
                     """
-                    SELECT s.sku, s.location_id, s.on_hand, s.reserved, l.safety_stock,
-                           GREATEST(s.on_hand - s.reserved - l.safety_stock, 0) AS available
+                    SELECT s.sku, s.location_id, s.on_hand, s.reserved, l.safety_stock
                     FROM stock s JOIN location l ON l.id = s.location_id
                     WHERE s.sku = ANY(:skus)
                       AND (CAST(:locs AS text[]) IS NULL OR s.location_id = ANY(:locs))
@@ -201,9 +202,19 @@ class Ledger:
             )
             return [
                 Availability(sku=r.sku, location_id=r.location_id, on_hand=r.on_hand, reserved=r.reserved,
-                             safety_stock=r.safety_stock, available=r.available)
+                             safety_stock=r.safety_stock,
+                             available=available_units(r.on_hand, r.reserved, r.safety_stock))
                 for r in rows
             ]
+
+    async def assigned_today(self) -> dict[str, int]:
+        """Holds placed since midnight UTC per location, counted by owner (≈ shipments given today):
+        the load the sourcing rules' capacity weight uses."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(text(
+                "SELECT location_id, count(DISTINCT owner) AS n FROM reservation "
+                "WHERE created_at >= date_trunc('day', now()) AND status <> 'released' GROUP BY location_id"))
+            return {r.location_id: r.n for r in rows}
 
     async def locations(self) -> list[LocationInfo]:
         async with self.engine.connect() as conn:

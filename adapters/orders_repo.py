@@ -30,19 +30,30 @@ def snapshot_from_json(data: dict[str, Any]) -> OrderSnapshot:
     return _SNAPSHOT.validate_python(data)
 
 
+@dataclass(frozen=True)
+class Saved:
+    """A snapshot written to the projection; ``previous_status`` None: the order is new there."""
+
+    previous_status: str | None
+
+
 @dataclass
 class OrdersRepo:
     engine: AsyncEngine
     phone_salt: str = ""
 
-    async def save(self, snapshot: OrderSnapshot) -> bool:
-        """Upsert the snapshot unless a newer version is stored. Returns whether it was written."""
+    async def save(self, snapshot: OrderSnapshot) -> "Saved | None":
+        """Upsert the snapshot unless a newer version is stored. Returns None when a newer version was
+        there (nothing written), else what the row's status was before (None for a new order): a retried
+        or repeated save of the same status is told apart from a change of status. ``before`` reads the row
+        as the statement's snapshot saw it (one workflow saves its order's snapshots one at a time)."""
         data = snapshot_to_json(snapshot)
         async with self.engine.begin() as conn:
             row = (
                 await conn.execute(
                     text(
                         """
+                        WITH before AS (SELECT status FROM orders WHERE order_id = :order_id)
                         INSERT INTO orders (order_id, status, channel, phone, phone_hash, customer_name, store_id,
                                             total, currency, version, snapshot, created_at, updated_at)
                         VALUES (:order_id, :status, :channel, :phone, :phone_hash, :name, :store_id,
@@ -51,7 +62,7 @@ class OrdersRepo:
                             status = EXCLUDED.status, store_id = EXCLUDED.store_id, total = EXCLUDED.total,
                             version = EXCLUDED.version, snapshot = EXCLUDED.snapshot, updated_at = EXCLUDED.updated_at
                         WHERE orders.version <= EXCLUDED.version
-                        RETURNING order_id
+                        RETURNING order_id, (SELECT status FROM before) AS previous_status
                         """
                     ),
                     {
@@ -71,7 +82,13 @@ class OrdersRepo:
                     },
                 )
             ).first()
-        return row is not None
+        return None if row is None else Saved(previous_status=row.previous_status)
+
+    async def count_by_status(self) -> dict[str, int]:
+        """Orders in the projection per status (the ``orkestr_orders`` gauge)."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT status, count(*) AS n FROM orders GROUP BY status"))).all()
+        return {r.status: r.n for r in rows}
 
     async def get(self, order_id: str) -> OrderSnapshot | None:
         async with self.engine.connect() as conn:

@@ -31,6 +31,7 @@ from adapters.wire.couriers import (
     TrackingEvent,
     post_status,
 )
+from contracts.pickup_points import PickupPoint
 
 log = structlog.get_logger("adapter.post")
 
@@ -347,6 +348,38 @@ class RussianPostClient:
         return events
 
     # --- prices -------------------------------------------------------------------------------
+    # --- post offices as pickup points («Поиск ОПС») -----------------------------------------
+    async def post_offices(self, *, city: str, top: int = 3) -> list[PickupPoint]:
+        """The post offices serving ``city`` (``GET /postoffice/1.0/by-address`` then each
+        ``GET /postoffice/1.0/{index}``, otpravka.pochta.ru/specification#/services-postoffice),
+        as pickup points: the index is the code a booking carries (``index-to``); card and cash
+        payment, no fitting room."""
+        resp = await self._call("postoffice", "GET", "/postoffice/1.0/by-address", params={"address": city, "top": top})
+        if resp.status_code == 404:
+            return []
+        if resp.status_code != 200:
+            raise _refusal("postoffice", resp)
+        points = []
+        for index in _json_object(resp).get("postoffices") or []:
+            one = await self._call("postoffice", "GET", f"/postoffice/1.0/{index}")
+            if one.status_code != 200:
+                raise _refusal("postoffice", one)
+            o = _json_object(one)
+            if o.get("is-temporary-closed"):
+                continue
+            locker = o.get("type-code") == "ПОЧТОМАТ"
+            points.append(PickupPoint(
+                carrier="post", code=str(o["postal-code"]),
+                name=("Почтомат " if locker else "Отделение почты ") + str(o["postal-code"]),
+                kind="parcel_locker" if locker else "post_office", city=str(o.get("settlement") or city),
+                address=str(o.get("address-source") or ""), postcode=str(o["postal-code"]),
+                lat=float(o.get("latitude") or 0), lon=float(o.get("longitude") or 0),
+                hours=tuple((int(h["weekday-id"]), f"{str(h['begin-worktime'])[:5]}-{str(h['end-worktime'])[:5]}")
+                            for h in o.get("working-hours") or []),
+                try_on=False, card_payment=True, cash_payment=not locker,
+            ))
+        return points
+
     async def quote(self, *, from_city: str, to: ShipAddress, weight_g: int) -> list[Quote]:
         """POSTAL_PARCEL always, ONLINE_PARCEL up to 5 kg; price = ``total-rate`` + ``total-vat``."""
         mail_types = ["POSTAL_PARCEL"] + (["ONLINE_PARCEL"] if weight_g <= ONLINE_PARCEL_MAX_G else [])

@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from api import errors
+from observability import RequestMetrics, refresh_orders_gauge
+from offline_docs import mount_offline_docs
 from api.routes import callbacks, delivery, history, orders, products, reports, reservations, returns, stock, tasks
 from settings import Settings, get_settings
 
@@ -42,6 +44,8 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.add_middleware(RequestMetrics)
+    mount_offline_docs(app)  # /docs and /redoc from a package: they work with no internet
     errors.install(app)
     for module in (orders, history, products, callbacks, stock, delivery, reports, tasks, returns, reservations):
         app.include_router(module.router)
@@ -52,6 +56,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     async def metrics() -> Response:
+        await refresh_orders_gauge(app.state.engine)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/payment-return", tags=["orders"], response_class=PlainTextResponse)

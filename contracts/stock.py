@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from domain.sourcing import SourcingWeights
+
 
 @dataclass(frozen=True)
 class Allocation:
@@ -57,6 +59,11 @@ class StockView:
 
     locations: list[LocationInfo]
     available: list[Availability]
+    #: the sourcing rule set in force when the view was read (``rules/active.toml``); None = defaults
+    weights: SourcingWeights | None = None
+    rules_version: int | None = None
+    #: shipments given to each location today (read only when the rules weigh capacity)
+    assigned_today: dict[str, int] | None = None
 
 
 def reservation_key(owner: str, pos_id: int, location_id: str, attempt: int = 1) -> str:

@@ -47,6 +47,8 @@ class Product(SQLModel, table=True):
     brand: str = Field(index=True)
     name: str
     category: str = ""
+    #: under mandatory Честный ЗНАК marking: each unit sold needs its code (ERP flag)
+    marked: bool = False
 
 
 class Sku(SQLModel, table=True):

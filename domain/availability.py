@@ -1,4 +1,7 @@
-"""What a storefront shows about a SKU's stock across the network (pure).
+"""Availability (pure): the ledger's rule for what may be promised, and what a storefront shows
+about a SKU's stock across the network.
+
+``available_units`` / ``can_hold`` are the availability-to-promise rule of one SKU at one location.
 
 ``summarize(sku, rows, locations)`` turns ledger rows (``contracts.stock.Availability``) into the
 available units per location and in total, and a sentence in Russian such as
@@ -14,7 +17,27 @@ from typing import Mapping, Sequence
 
 from contracts.stock import Availability, LocationInfo
 
-__all__ = ["LocationStock", "SkuAvailability", "summarize", "summary_text", "CITY_GENITIVE"]
+__all__ = ["available_units", "can_hold", "LocationStock", "SkuAvailability", "summarize", "summary_text", "CITY_GENITIVE"]
+
+
+def available_units(on_hand: int, reserved: int, safety_stock: int) -> int:
+    """The ledger's availability rule (ATP of one SKU at one location): units that may be promised
+    to a new order = on hand − reserved − safety stock, never below zero.
+
+    ``on_hand`` comes from the ERP, ``reserved`` is what workflows hold, ``safety_stock`` the
+    units kept back from online sale (the location's, or a learned per-SKU figure, see
+    ``domain.safety_stock``). ``adapters.ledger`` answers availability with this function; its
+    conditional hold (``UPDATE … WHERE on_hand - reserved - safety_stock >= qty``) is the same rule
+    in SQL, and ``tests/integration/test_ledger.py`` checks the two agree. The simulator
+    (``sim/``) uses it too.
+    """
+    return max(on_hand - reserved - safety_stock, 0)
+
+
+def can_hold(on_hand: int, reserved: int, safety_stock: int, qty: int) -> bool:
+    """Whether ``qty`` more units may be held (the ledger's conditional UPDATE, in Python)."""
+    return qty <= on_hand - reserved - safety_stock
+
 
 #: "магазинах Москвы": city names in the genitive case (the demo cities; others are used as is)
 CITY_GENITIVE: dict[str, str] = {

@@ -6,6 +6,7 @@ from datetime import datetime, time
 
 from contracts.order import DeliveryMethod, Delivery, OrderInput
 from domain.sourcing import (
+    DEFAULT_WEIGHTS,
     LocationKind,
     Destination,
     SourceLocation,
@@ -42,12 +43,12 @@ def _hhmm(value: str | None) -> time | None:
     return time(int(hh), int(mm))
 
 
-def source_location(loc: LocationInfo) -> SourceLocation:
+def source_location(loc: LocationInfo, assigned_today: int = 0) -> SourceLocation:
     return SourceLocation(
         id=loc.id, name=loc.name, kind=LocationKind(loc.kind), city=loc.city, region=loc.region, lat=loc.lat,
         lon=loc.lon,
         ship_from_store=loc.ship_from_store, pickup=loc.pickup, opens_at=_hhmm(loc.opens_at),
-        closes_at=_hhmm(loc.closes_at), daily_capacity=loc.daily_capacity,
+        closes_at=_hhmm(loc.closes_at), daily_capacity=loc.daily_capacity, assigned_today=assigned_today,
         utc_offset_minutes=REGION_UTC_OFFSET_MIN.get(loc.region),
     )
 
@@ -68,17 +69,24 @@ def destination(delivery: Delivery, locations: list[LocationInfo]) -> Destinatio
 
 def plan_shipments(inp: OrderInput, view: StockView, *, now: datetime,
                    exclude: frozenset[str] = frozenset()) -> SourcingPlan:
+    return source(sourcing_request(inp, view, now=now, exclude=exclude))
+
+
+def sourcing_request(inp: OrderInput, view: StockView, *, now: datetime,
+                     exclude: frozenset[str] = frozenset()) -> SourcingRequest:
+    """The ``domain.sourcing`` request for an order against a stock view (pure)."""
     pickup = inp.delivery.method == DeliveryMethod.pickup
-    return source(SourcingRequest(
+    return SourcingRequest(
         lines=[SourcingLine(pos_id=l.pos_id, sku=l.sku, qty=l.qty) for l in inp.lines],
-        locations=[source_location(l) for l in view.locations],
+        locations=[source_location(l, (view.assigned_today or {}).get(l.id, 0)) for l in view.locations],
         available={(a.sku, a.location_id): a.available for a in view.available},
         destination=destination(inp.delivery, view.locations),
         mode=SourcingMode.PICKUP if pickup else SourcingMode.SHIP,
         pickup_store_id=inp.delivery.store_id if pickup else None,
         now=now,
         exclude=exclude,
-    ))
+        weights=view.weights or DEFAULT_WEIGHTS,
+    )
 
 
 def delivery_price(delivery: Delivery, shipments: int) -> int:

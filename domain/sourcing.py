@@ -36,6 +36,16 @@ The rules, in priority order
    locations in rank order. What no eligible location has is returned as ``unfulfilled``
    (with the missing quantity) for the workflow to decide (wait, substitute, cancel).
 
+**Weights** (``SourcingRequest.weights``, a ``SourcingWeights``; the rule set in force comes from
+``rules/active.toml``, see ``domain.sourcing_rules``). Inside rule 4 a location's *cost* replaces
+the bare distance: ``distance × km + reliability_km × shortage rate + capacity_km × load``
+(load = ``assigned_today / daily_capacity``; the shortage rate per location is data measured
+from history). ``split_penalty_km`` relaxes rule 3: a two-location plan replaces the best
+one-location plan when neither of its locations is closed while the single one is open, neither
+is in a farther tier (city / region / elsewhere) than the single one, and its summed cost plus
+the penalty is lower. The defaults (``SourcingWeights()``: km weight 1, no reliability or
+capacity cost, ``split_penalty_km=None`` = fewest shipments always) are exactly the rules above.
+
 ``mode="pickup"`` (click & collect at ``pickup_store_id``): the pickup store takes
 whatever it has on its shelf (its ship-from-store flag, capacity and hours do not apply —
 the customer comes there anyway); what it lacks is sourced by the rules above from the
@@ -68,6 +78,8 @@ __all__ = [
     "SourceLocation",
     "Destination",
     "SourcingRequest",
+    "SourcingWeights",
+    "DEFAULT_WEIGHTS",
     "PlannedShipment",
     "SourcingPlan",
     "source",
@@ -129,6 +141,35 @@ class Destination:
 
 
 @dataclass(frozen=True)
+class SourcingWeights:
+    """How locations are weighed against each other (see "Weights" in the module docstring).
+
+    ``distance``: cost per km (≥ 0); ``reliability_km``: km-equivalent of a location whose every
+    assembly fails (× its ``shortage_rate``, 0–1); ``capacity_km``: km-equivalent of a location
+    whose day is fully booked (× ``assigned_today / daily_capacity``); ``split_penalty_km``:
+    None = fewest shipments always, else the km a second shipment must save to be chosen;
+    ``shortage_rate``: location id → measured share of its assembly lines reported short."""
+
+    distance: float = 1.0
+    reliability_km: float = 0.0
+    capacity_km: float = 0.0
+    split_penalty_km: float | None = None
+    shortage_rate: dict[str, float] = field(default_factory=dict)
+
+    def cost(self, loc: "SourceLocation", dist: float | None) -> float:
+        """The location's cost in km-equivalents (the bare distance with the default weights)."""
+        c = self.distance * dist if dist is not None else 0.0
+        if self.reliability_km:
+            c += self.reliability_km * self.shortage_rate.get(loc.id, 0.0)
+        if self.capacity_km and loc.daily_capacity:
+            c += self.capacity_km * min(loc.assigned_today / loc.daily_capacity, 1.0)
+        return c
+
+
+DEFAULT_WEIGHTS = SourcingWeights()
+
+
+@dataclass(frozen=True)
 class SourcingRequest:
     lines: Sequence[SourcingLine]
     locations: Sequence[SourceLocation]
@@ -138,6 +179,7 @@ class SourcingRequest:
     pickup_store_id: str | None = None
     now: datetime | None = None
     exclude: frozenset[str] = frozenset()
+    weights: SourcingWeights = DEFAULT_WEIGHTS
 
 
 @dataclass(frozen=True)
@@ -221,12 +263,13 @@ class _Cand:
 
     __slots__ = ("loc", "closed", "tier", "dist", "key")
 
-    def __init__(self, loc: SourceLocation, closed: bool, tier: int, dist: float | None) -> None:
+    def __init__(self, loc: SourceLocation, closed: bool, tier: int, dist: float | None, cost: float) -> None:
         self.loc = loc
         self.closed = closed
         self.tier = tier  # 0 same city, 1 same region, 2 elsewhere
         self.dist = dist
-        self.key: tuple[int, int, float, str] = (int(closed), tier, dist if dist is not None else 0.0, loc.id)
+        #: cost: the distance with the default weights
+        self.key: tuple[int, int, float, str] = (int(closed), tier, cost, loc.id)
 
     def where(self, as_what: str = "") -> str:
         """"same city (2.1 km)", "same region as the pickup store, Podolsk (35.0 km)", …"""
@@ -245,7 +288,8 @@ class _Cand:
         return place
 
 
-def _candidate(loc: SourceLocation, dest: Destination, dest_norm: tuple[str, str], now: datetime | None) -> _Cand:
+def _candidate(loc: SourceLocation, dest: Destination, dest_norm: tuple[str, str], now: datetime | None,
+               weights: SourcingWeights = DEFAULT_WEIGHTS) -> _Cand:
     region_n, city_n = dest_norm
     if _norm(loc.region) == region_n:
         tier = 0 if _norm(loc.city) == city_n else 1
@@ -254,7 +298,7 @@ def _candidate(loc: SourceLocation, dest: Destination, dest_norm: tuple[str, str
     dist = None
     if dest.lat is not None and dest.lon is not None:
         dist = round(haversine_km(loc.lat, loc.lon, dest.lat, dest.lon), 3)
-    return _Cand(loc, not is_open(loc, now), tier, dist)
+    return _Cand(loc, not is_open(loc, now), tier, dist, weights.cost(loc, dist))
 
 
 def _ineligible_why(loc: SourceLocation, exclude: frozenset[str]) -> str | None:
@@ -296,7 +340,35 @@ class _Alloc:
         self.by_loc.setdefault(loc_id, []).append(part)
 
 
-def _allocate(lines: Sequence[SourcingLine], cands: Sequence[_Cand], alloc: _Alloc) -> str:
+def _best_pair(cands: Sequence[_Cand], masks: Sequence[int], coverable: int) -> tuple[PairCost, _Cand, _Cand] | None:
+    """The best two-location plan covering ``coverable``. Only the best location of each distinct
+    coverage pattern can be in the best pair (same mask, better key => better plan), so at most
+    min(#locations, 2**#skus) patterns are paired."""
+    best_by_mask: dict[int, _Cand] = {}
+    for c, m in zip(cands, masks):
+        if m and (m not in best_by_mask or c.key < best_by_mask[m].key):
+            best_by_mask[m] = c
+    pats = sorted(best_by_mask.items(), key=lambda kv: kv[1].key)
+    best_pair: tuple[PairCost, _Cand, _Cand] | None = None
+    for i, (mi, ci) in enumerate(pats):
+        need = coverable & ~mi
+        for mj, cj in pats[i + 1 :]:
+            if mj & need == need:
+                cost = _pair_cost(ci, cj)
+                if best_pair is None or cost < best_pair[0]:
+                    best_pair = (cost, ci, cj)
+    return best_pair
+
+
+def _split_beats(single: _Cand, pair: tuple[PairCost, _Cand, _Cand], penalty: float) -> bool:
+    """``split_penalty_km``: the pair replaces the single location (see the module docstring)."""
+    _, a, b = pair
+    return (a.key[0] + b.key[0] <= single.key[0] and max(a.tier, b.tier) <= single.tier
+            and a.key[2] + b.key[2] + penalty < single.key[2])
+
+
+def _allocate(lines: Sequence[SourcingLine], cands: Sequence[_Cand], alloc: _Alloc,
+              weights: SourcingWeights = DEFAULT_WEIGHTS) -> str:
     """Allocate ``lines`` over ranked eligible ``cands`` into ``alloc``; returns a summary sentence."""
     if not lines:
         return ""
@@ -326,7 +398,17 @@ def _allocate(lines: Sequence[SourcingLine], cands: Sequence[_Cand], alloc: _All
         full = coverable == (1 << nbits) - 1
         what = f"all {_plural(len(lines), 'line')}" if full else "every line that can be shipped whole"
         singles = [c for c, m in zip(cands, masks) if m & coverable == coverable]
-        if singles:
+        pair = None
+        if singles and weights.split_penalty_km is not None:
+            single = min(singles, key=lambda c: c.key)
+            pair = _best_pair(cands, masks, coverable)
+            if pair is not None and not _split_beats(single, pair, weights.split_penalty_km):
+                pair = None
+        if pair is not None:
+            chosen = [pair[1], pair[2]]
+            summary = (f"two locations nearer than the one with {what} (split allowed when it saves "
+                       f"more than {weights.split_penalty_km:g} km)")
+        elif singles:
             chosen = [min(singles, key=lambda c: c.key)]
             if full:
                 what_all = "the line" if len(lines) == 1 else f"all {len(lines)} lines"
@@ -334,22 +416,7 @@ def _allocate(lines: Sequence[SourcingLine], cands: Sequence[_Cand], alloc: _All
             else:
                 summary = f"one location has every line that can be shipped whole: {chosen[0].loc.id}"
         else:
-            # Exact pairs. Only the best location of each distinct coverage pattern can be in
-            # the best pair (same mask, better key => better plan), so at most
-            # min(#locations, 2**#skus) patterns are paired.
-            best_by_mask: dict[int, _Cand] = {}
-            for c, m in zip(cands, masks):
-                if m and (m not in best_by_mask or c.key < best_by_mask[m].key):
-                    best_by_mask[m] = c
-            pats = sorted(best_by_mask.items(), key=lambda kv: kv[1].key)
-            best_pair: tuple[PairCost, _Cand, _Cand] | None = None
-            for i, (mi, ci) in enumerate(pats):
-                need = coverable & ~mi
-                for mj, cj in pats[i + 1 :]:
-                    if mj & need == need:
-                        cost = _pair_cost(ci, cj)
-                        if best_pair is None or cost < best_pair[0]:
-                            best_pair = (cost, ci, cj)
+            best_pair = _best_pair(cands, masks, coverable)  # exact pairs
             if best_pair is not None:
                 chosen = [best_pair[1], best_pair[2]]
                 summary = (
@@ -522,7 +589,7 @@ def source(request: SourcingRequest) -> SourcingPlan:
         if pickup_loc is not None and loc.id == pickup_loc.id:
             continue
         why = _ineligible_why(loc, req.exclude)
-        cand = _candidate(loc, dest, dest_norm, req.now)
+        cand = _candidate(loc, dest, dest_norm, req.now, req.weights)
         if why is None:
             cands.append(cand)
         else:
@@ -531,7 +598,7 @@ def source(request: SourcingRequest) -> SourcingPlan:
     ineligible.sort(key=lambda cw: cw[0].key)
     cand_by_id = {c.loc.id: c for c in cands}
 
-    summary = _allocate(to_source, cands, alloc)
+    summary = _allocate(to_source, cands, alloc, req.weights)
     if summary:
         reasons.append(summary if pickup_loc is None else f"transfers: {summary}")
 

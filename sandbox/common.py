@@ -12,14 +12,16 @@ Each simulator module (``sandbox/<system>.py``) exposes a state class and a
 from __future__ import annotations
 
 import asyncio
-import random
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import structlog
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    from sandbox.state import Outbox
 
 log = structlog.get_logger("sandbox")
 
@@ -40,6 +42,14 @@ class SandboxConfig:
     products: int = 2000
     #: a smaller demo catalogue for tests (None = full demo data)
     small_catalog: bool = False
+    #: the SQLite file that keeps the simulators' state and pending callbacks across restarts
+    #: (``sandbox.state``); None: in memory, gone with the process (tests)
+    state_path: str | None = None
+    #: callbacks, webhooks and POS events that fail are retried (``sandbox.state.RetryPolicy``)
+    callback_first_delay_s: float = 0.5
+    callback_max_delay_s: float = 30.0
+    callback_max_attempts: int = 40
+    callback_window_s: float = 3600.0
 
 
 class FaultSpec(BaseModel):
@@ -82,10 +92,25 @@ class Faults:
 
 
 class Background:
-    """Fire-and-forget tasks (auto mode, callbacks) that are cancelled on shutdown."""
+    """What the simulators share at run time: fire-and-forget tasks (auto mode, timers) that are
+    cancelled on shutdown, and the :class:`sandbox.state.Outbox` their callbacks go through."""
 
-    def __init__(self) -> None:
+    def __init__(self, outbox: Outbox | None = None) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._outbox = outbox
+        #: systems whose state changed since they were last saved (``sandbox.state``)
+        self.dirty: set[str] = set()
+
+    def touch(self, system: str) -> None:
+        """Mark ``system``'s state changed: the app saves it at the next flush. Requests that
+        may change state mark their system themselves; background work calls this."""
+        self.dirty.add(system)
+
+    @property
+    def outbox(self) -> Outbox:
+        if self._outbox is None:
+            raise RuntimeError("this Background has no outbox")
+        return self._outbox
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -98,25 +123,35 @@ class Background:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-async def deliver(
-    method: str,
-    url: str,
-    *,
-    attempts: int = 8,
-    first_delay_s: float = 0.5,
-    **kwargs: Any,
-) -> httpx.Response | None:
-    """Send a callback/webhook like a real system would: retried with backoff on failure."""
-    delay = first_delay_s
-    async with httpx.AsyncClient(timeout=10) as http:
-        for attempt in range(1, attempts + 1):
-            try:
-                resp = await http.request(method, url, **kwargs)
-                if resp.status_code < 500:
-                    return resp
-                log.warning("sandbox.callback_failed", url=url, status=resp.status_code, attempt=attempt)
-            except httpx.HTTPError as exc:
-                log.warning("sandbox.callback_error", url=url, error=str(exc), attempt=attempt)
-            await asyncio.sleep(delay * (1 + random.random() / 4))
-            delay = min(delay * 2, 10)
-    return None
+async def send_once(method: str, url: str, *, timeout_s: float = 10, **kwargs: Any) -> httpx.Response | None:
+    """One attempt, as a person at a till sees it: the answer, or None when nobody answered."""
+    try:
+        async with httpx.AsyncClient(timeout=timeout_s) as http:
+            return await http.request(method, url, **kwargs)
+    except httpx.HTTPError as exc:
+        log.warning("sandbox.callback_error", url=url, error=str(exc) or type(exc).__name__, attempt=1)
+        return None
+
+
+class RateLimit:
+    """A sliding-window request limit of a marketplace API: at most ``limit`` calls per
+    ``window_s`` seconds for one key (a seller account, a method). :meth:`hit` counts a call
+    and answers 0 when it is allowed, else the seconds until the oldest call leaves the
+    window (the ``Retry-After`` the simulator sends with its 429)."""
+
+    def __init__(self, limit: int, window_s: float) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._calls: dict[str, list[float]] = {}
+
+    def hit(self, key: str, now: float | None = None) -> float:
+        import time
+
+        now = time.monotonic() if now is None else now
+        calls = [t for t in self._calls.get(key, []) if now - t < self.window_s]
+        if len(calls) >= self.limit:
+            self._calls[key] = calls
+            return max(0.001, self.window_s - (now - calls[0]))
+        calls.append(now)
+        self._calls[key] = calls
+        return 0.0

@@ -122,6 +122,16 @@ _HOURS = (("10:00", "22:00"), ("10:00", "22:00"), ("10:00", "22:00"), ("10:00", 
 KZT_PER_RUB = 5.5
 
 
+#: categories whose goods carry Честный ЗНАК marking in the demo catalogue: footwear (marked
+#: since 2020) and the clothing groups of light industry marking (blouses and shirts, dresses,
+#: knitwear); the ERP reports the flag per product (``Catalog_Nomenclature.Marked``)
+MARKED_CATEGORIES = frozenset({"Обувь", "Рубашки и блузки", "Платья", "Трикотаж"})
+
+
+def marked(category: str) -> bool:
+    return category in MARKED_CATEGORIES
+
+
 @dataclass(frozen=True)
 class Brand:
     code: str

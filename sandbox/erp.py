@@ -10,7 +10,7 @@ list answers are ``{"odata.metadata": ..., "value": [...]}``, paging with ``$top
 Entities:
 
 * ``Catalog_Warehouses`` — the online warehouse and the stores;
-* ``Catalog_Nomenclature`` — products with their ``Characteristics`` (SKUs);
+* ``Catalog_Nomenclature`` — products with their ``Characteristics`` (SKUs) and ``Marked`` (mandatory Честный ЗНАК marking);
 * ``InformationRegister_Prices`` — price per SKU, price type and currency;
 * ``AccumulationRegister_StockBalance`` — quantity on hand per SKU and warehouse, with the
   current stock ``Version`` beside ``value``. A pair that was never stocked is absent (= 0);
@@ -43,7 +43,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import structlog
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -51,7 +51,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from sandbox.common import Background, Faults, SandboxConfig
-from sandbox.demo_data import WAREHOUSE_ID, DemoData, shared
+from sandbox.demo_data import WAREHOUSE_ID, DemoData, marked, shared
+from sandbox.state import Persisted
 
 log = structlog.get_logger("sandbox.erp")
 
@@ -108,8 +109,18 @@ class Movement:
         }
 
 
-class ErpSim:
-    """State of the simulated ERP: catalogue, prices, stock with versioned movements, documents."""
+class ErpSim(Persisted):
+    """State of the simulated ERP: catalogue, prices, stock with versioned movements, documents.
+
+    Kept across restarts: the movements (every stock change since the demo data, each an
+    absolute quantity), the version and the documents. The demo data is deterministic from the
+    seed, so the stock is the demo stock with the movements replayed (:meth:`restored`)."""
+
+    persisted: ClassVar[dict[str, Any]] = {
+        "version": int,
+        "movements": list[Movement],
+        "documents": dict[str, dict[str, dict[str, Any]]],
+    }
 
     faults: Faults
 
@@ -129,6 +140,12 @@ class ErpSim:
         self.documents: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in DOC_TYPES}
         self._wire_locations = [self._location_wire(loc) for loc in self.data.locations]
 
+    def restored(self) -> None:
+        self.stock = dict(self.data.stock)
+        for mv in self.movements:
+            self.stock[(mv.sku, mv.warehouse)] = mv.quantity
+        self.keys = sorted(self.stock)
+
     async def start(self) -> None:
         if self.config.auto:
             self.bg.spawn(self._auto_sales())
@@ -137,6 +154,7 @@ class ErpSim:
     # Every mutation below runs without an await between read and write: atomic on the loop.
 
     def set_quantity(self, sku: str, warehouse: str, quantity: int, recorder: str) -> Movement | None:
+        self.bg.touch("erp")
         key = (sku, warehouse)
         old = self.stock.get(key)
         quantity = max(0, quantity)
@@ -156,7 +174,7 @@ class ErpSim:
             sku, wh = self.keys[self.rng.randrange(len(self.keys))]
             if wh != WAREHOUSE_ID and self.stock[(sku, wh)] > 0:
                 mv = self.set_quantity(sku, wh, self.stock[(sku, wh)] - 1, "StoreSale")
-                log.info("erp.store_sale", sku=sku, warehouse=wh, left=mv.quantity if mv else None)
+                log.debug("erp.store_sale", sku=sku, warehouse=wh, left=mv.quantity if mv else None)
                 return mv
         return None
 
@@ -200,6 +218,8 @@ class ErpSim:
             "Description": p.name,
             "Brand": p.brand,
             "Category": p.category,
+            # under mandatory Честный ЗНАК marking (footwear, blouses and shirts, dresses, knitwear)
+            "Marked": marked(p.category),
             "Characteristics": [
                 {"Sku": s.sku, "Barcode": s.barcode, "Size": s.size, "Color": s.color, "ColorName": s.color_name}
                 for s in p.skus

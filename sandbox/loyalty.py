@@ -63,7 +63,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import structlog
 from fastapi import APIRouter, Request
@@ -71,6 +71,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from sandbox.common import Background, Faults, SandboxConfig
+from sandbox.state import Persisted
 
 log = structlog.get_logger("sandbox.loyalty")
 
@@ -250,9 +251,16 @@ class Purchase:
         }
 
 
-class LoyaltySim:
-    """In-memory loyalty programme. Handlers do not await between reading and writing state,
-    so the event loop serialises them."""
+class LoyaltySim(Persisted):
+    """The loyalty programme. Handlers do not await between reading and writing state, so the
+    event loop serialises them. Kept across restarts: customers (balances, operations),
+    transactions, purchases."""
+
+    persisted: ClassVar[dict[str, Any]] = {
+        "customers": dict[str, Customer],
+        "transactions": dict[str, Transaction],
+        "purchases": dict[str, Purchase],
+    }
 
     def __init__(self, config: SandboxConfig, bg: Background) -> None:
         self.config = config

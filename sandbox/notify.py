@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import structlog
 from fastapi import APIRouter, Request
@@ -29,6 +29,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 
 from sandbox.common import Background, Faults, SandboxConfig
+from sandbox.state import Persisted
 
 log = structlog.get_logger("sandbox.notify")
 
@@ -66,7 +67,11 @@ class EmailIn(BaseModel):
         return v
 
 
-class NotifySim:
+class NotifySim(Persisted):
+    """Sent SMS and e-mails (kept across restarts), idempotent by ``client_msg_id``."""
+
+    persisted: ClassVar[dict[str, Any]] = {"messages": list[Message]}
+
     def __init__(self, config: SandboxConfig, bg: Background) -> None:
         self.config = config
         self.bg = bg
@@ -74,6 +79,9 @@ class NotifySim:
         self.tokens = set(TOKENS)
         self.messages: list[Message] = []
         self.by_client_id: dict[str, Message] = {}
+
+    def restored(self) -> None:
+        self.by_client_id = {m.client_msg_id: m for m in self.messages}
 
     def send(self, channel: str, to: str, subject: str | None, text: str, client_msg_id: str) -> tuple[int, dict[str, Any]]:
         first = self.by_client_id.get(client_msg_id)

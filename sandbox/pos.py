@@ -14,11 +14,14 @@ Wire (``Authorization: Bearer <token>``):
 * ``POST /pos/v1/stores/{location_id}/notifications`` ``{id, text, task_id?}`` — idempotent by id.
 
 Events go to the task's ``callback_url`` with header ``X-Pos-Token`` (see ``adapters.wire.pos.PosEvent``),
-through ``sandbox.common.deliver`` (retried like a real system).
+through the outbox (``sandbox.state.Outbox``: persisted, retried like a real system).
 
 Drive (the store staff) under ``/sandbox/pos/{location_id}``: list tasks and
 notifications, and press ``assembled``, ``shortage``, ``ready``, ``issued``, ``received``,
-``inspected``. Each answers with the event sent and the callback's HTTP status; acting on a
+``inspected``. ``assembled`` takes ``{"marking_codes": {sku: [code per unit]}}``: the Честный ЗНАК
+DataMatrix codes scanned for marked units (``domain.marking``; a bad, foreign or repeated code is
+422), sent in the event as each line's ``marking_codes`` (absent when none: older events are
+unchanged); auto mode scans a valid code for each unit of a marked SKU. Each answers with the event sent and the callback's HTTP status; acting on a
 cancelled task (or out of order) answers 409. Auto mode: ``assemble`` → assembled after
 ``auto_delay_s``; ``set_aside`` → ready after ``auto_delay_s``, issued 2× later;
 ``receive_return`` → received, then inspected (all accepted) 2× later.
@@ -27,19 +30,22 @@ cancelled task (or out of order) answers 409. Auto mode: ``assemble`` → assemb
 from __future__ import annotations
 
 import asyncio
+import random
 import secrets
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import structlog
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from sandbox.common import Background, Faults, SandboxConfig, deliver
-from sandbox.demo_data import shared
+from sandbox.common import Background, Faults, SandboxConfig, send_once
+from domain.marking import MarkingCodeError, generate_marking_code, gtin_from_barcode, parse_marking_code
+from sandbox.demo_data import marked, shared
+from sandbox.state import Persisted
 
 log = structlog.get_logger("sandbox.pos")
 
@@ -106,6 +112,11 @@ class RejectedIn(QtyIn):
     reason: str = ""
 
 
+class AssembledIn(BaseModel):
+    marking_codes: dict[str, list[str]] = Field(
+        default_factory=dict, description='per SKU, the Честный ЗНАК code scanned for each marked unit: {"P000001-M-RED": ["0104…"]}')
+
+
 class ShortageIn(BaseModel):
     sku: str
     missing_qty: int = Field(1, ge=1)
@@ -146,8 +157,14 @@ class Task:
         return asdict(self)
 
 
-class PosSim:
-    """Tasks and notifications per store, and the store staff acting on them."""
+class PosSim(Persisted):
+    """Tasks and notifications per store, and the store staff acting on them; kept across
+    restarts. Events go to Orkestr through the outbox (persisted, retried, in order per task)."""
+
+    persisted: ClassVar[dict[str, Any]] = {
+        "tasks": dict[str, Task],
+        "notifications": dict[str, dict[str, dict[str, Any]]],
+    }
 
     faults: Faults
 
@@ -158,8 +175,18 @@ class PosSim:
         self.token: str = getattr(config, "pos_token", "dev-pos-token")
         data = shared(config.seed, config.products, config.small_catalog)
         self.locations = set(data.location_index)
+        #: sku -> (GTIN, marked?) of the demo catalogue: auto mode scans codes of marked units
+        self.catalog = {s.sku: (gtin_from_barcode(s.barcode), marked(p.category)) for p in data.products for s in p.skus}
+        self.rng = random.Random(config.seed * 101 + 3)
         self.tasks: dict[str, Task] = {}
         self.notifications: dict[str, dict[str, dict[str, Any]]] = {}
+
+    async def start(self) -> None:
+        """After a restart, auto mode's staff carry on with every task they had not finished."""
+        if self.config.auto:
+            for task in self.tasks.values():
+                if task.status not in FINAL | {"cancelled"}:
+                    self.bg.spawn(self._auto(task))
 
     # --- wire operations ---------------------------------------------------------------------------
 
@@ -234,6 +261,7 @@ class PosSim:
 
     def act(self, task: Task, action: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Change the task's status and build the event (no await: atomic on the loop)."""
+        self.bg.touch("pos")
         kinds, allowed_from, to = TRANSITIONS[action]
         if task.status == "cancelled":
             raise HTTPException(409, {"code": "cancelled", "message": f"task {task.task_id} was cancelled: {task.cancel_reason}"})
@@ -253,7 +281,7 @@ class PosSim:
         task.status = to
         task.updated_at = event["occurred_at"]
         task.events.append(event)
-        log.info("pos.event", location_id=task.location_id, task_id=task.task_id, action=action)
+        log.debug("pos.event", location_id=task.location_id, task_id=task.task_id, action=action)
         return event
 
     def validate_lines(self, task: Task, lines: list[QtyIn]) -> list[dict[str, Any]]:
@@ -271,18 +299,52 @@ class PosSim:
     def all_lines(task: Task) -> list[dict[str, Any]]:
         return [{"sku": ln["sku"], "qty": ln["qty"]} for ln in task.lines]
 
+    def scanned_lines(self, task: Task, codes: dict[str, list[str]]) -> list[dict[str, Any]]:
+        """All lines, each marked unit with the code scanned for it (``marking_codes``, one per
+        unit, only on lines that have some: an event without codes keeps the old shape). A code
+        that is not a valid Честный ЗНАК code, of another product (GTIN), repeated, or more
+        codes than units is refused (422 naming the code)."""
+        have = {ln["sku"]: ln["qty"] for ln in task.lines}
+        seen: set[str] = set()
+        for sku, given in codes.items():
+            if sku not in have:
+                raise HTTPException(422, {"code": "unknown_line", "message": f"marking_codes: {sku} is not in task {task.task_id}"})
+            if len(given) > have[sku]:
+                raise HTTPException(422, {"code": "too_many_codes", "message": f"marking_codes.{sku}: {len(given)} codes for {have[sku]} units"})
+            for raw in given:
+                try:
+                    code = parse_marking_code(raw)
+                except MarkingCodeError as exc:
+                    raise HTTPException(422, {"code": "bad_marking_code", "message": f"marking_codes.{sku}: {exc}"}) from None
+                gtin = self.catalog.get(sku, ("", False))[0]
+                if gtin and code.gtin != gtin:
+                    raise HTTPException(422, {"code": "bad_marking_code",
+                                              "message": f"marking_codes.{sku}: GTIN {code.gtin} is not this SKU's {gtin}"})
+                if code.identity in seen:
+                    raise HTTPException(422, {"code": "duplicate_marking_code", "message": f"marking_codes.{sku}: {code.identity} scanned twice"})
+                seen.add(code.identity)
+        return [{**ln, "marking_codes": list(codes[ln["sku"]])} if codes.get(ln["sku"]) else ln for ln in self.all_lines(task)]
+
+    def auto_codes(self, task: Task) -> dict[str, list[str]]:
+        """What a store associate scans: a valid code for each unit of a marked SKU."""
+        return {ln["sku"]: [generate_marking_code(self.catalog[ln["sku"]][0], self.rng).text() for _ in range(ln["qty"])]
+                for ln in task.lines if self.catalog.get(ln["sku"], ("", False))[1]}
+
     def _headers(self) -> dict[str, str]:
         return {"X-Pos-Token": self.config.pos_callback_token}
 
     async def send(self, task: Task, event: dict[str, Any], *, wait: bool) -> int | None:
-        """Post the event to the task's callback URL. ``wait``: one attempt now (the staff
-        sees the answer), redelivered in the background if Orkestr did not take it."""
+        """Post the event to the task's callback URL. ``wait``: one attempt now (the staff sees
+        the answer), then the outbox redelivers it if Orkestr did not take it; otherwise straight
+        to the outbox (persisted, retried, in order per task)."""
         if not wait:
-            resp = await deliver("POST", task.callback_url, json=event, headers=self._headers())
-            return resp.status_code if resp is not None else None
-        resp = await deliver("POST", task.callback_url, json=event, headers=self._headers(), attempts=1, first_delay_s=0)
+            self.bg.outbox.send("pos", task.task_id, {"task_id": task.task_id}, "POST", task.callback_url,
+                                json_body=event, headers=self._headers())
+            return None
+        resp = await send_once("POST", task.callback_url, json=event, headers=self._headers())
         if resp is None or resp.status_code >= 500:
-            self.bg.spawn(deliver("POST", task.callback_url, json=event, headers=self._headers(), first_delay_s=1))
+            self.bg.outbox.send("pos", task.task_id, {"task_id": task.task_id}, "POST", task.callback_url,
+                                json_body=event, headers=self._headers(), attempts_done=1)
             return resp.status_code if resp is not None else None
         return resp.status_code
 
@@ -290,7 +352,7 @@ class PosSim:
         """The store staff doing the task by themselves (auto mode)."""
         delay = self.config.auto_delay_s
         plans: dict[str, list[tuple[float, str, Any]]] = {
-            "assemble": [(delay, "assembled", lambda: {"lines": self.all_lines(task)})],
+            "assemble": [(delay, "assembled", lambda: {"lines": self.scanned_lines(task, self.auto_codes(task))})],
             "set_aside": [
                 (delay, "ready", lambda: {"lines": self.all_lines(task)}),
                 (2 * delay, "issued", lambda: {"lines": self.all_lines(task), "paid_amount": None}),
@@ -301,8 +363,11 @@ class PosSim:
             ],
         }
         steps = plans.get(task.kind, [])
+        done = {e.get("event") for e in task.events}
         try:
             for wait_s, action, payload in steps:
+                if action in done:  # done before a restart
+                    continue
                 await asyncio.sleep(wait_s)
                 try:
                     event = self.act(task, action, payload())
@@ -373,10 +438,11 @@ def router(sim: PosSim) -> APIRouter:
         status = await sim.send(task, event, wait=True)
         return {"event": event, "callback_status": status, "task_status": task.status}
 
-    @d.post("/tasks/{task_id}/assembled", summary="All lines picked")
-    async def assembled(location_id: str, task_id: str) -> dict[str, Any]:
+    @d.post("/tasks/{task_id}/assembled", summary="All lines picked (marked units with their scanned codes)")
+    async def assembled(location_id: str, task_id: str, body: AssembledIn | None = None) -> dict[str, Any]:
         task = sim.task(location_id, task_id)
-        return await perform(location_id, task_id, "assembled", {"lines": sim.all_lines(task)})
+        codes = (body or AssembledIn()).marking_codes
+        return await perform(location_id, task_id, "assembled", {"lines": sim.scanned_lines(task, codes)})
 
     @d.post("/tasks/{task_id}/shortage", summary="An item is missing")
     async def shortage(location_id: str, task_id: str, body: ShortageIn) -> dict[str, Any]:

@@ -12,6 +12,52 @@ import pytest
 import uvicorn
 
 
+#: the ports of a default `make run`: the suite must never use them (a developer's stack may hold them)
+DEFAULT_PORTS = (7233, 8000, 8100, 8233, 9464)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hold_default_ports() -> Any:
+    """Hold every default port for the whole run, as a `make run` next to the suite would: a test (or a
+    process it starts) that binds one fails at once, and one that dials one is refused (connections
+    are accepted and closed at once). Ports someone else holds already are left to them."""
+    import selectors
+
+    held: list[socket.socket] = []
+    for port in DEFAULT_PORTS:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(("127.0.0.1", port))
+            s.listen(16)
+            s.setblocking(False)
+            held.append(s)
+        except OSError:
+            s.close()
+    stop = threading.Event()
+
+    def refuse() -> None:
+        with selectors.DefaultSelector() as sel:
+            for s in held:
+                sel.register(s, selectors.EVENT_READ)
+            while not stop.is_set():
+                for key, _ in sel.select(0.2):
+                    try:
+                        conn, _addr = key.fileobj.accept()  # type: ignore[union-attr]
+                        conn.close()
+                    except OSError:
+                        pass
+
+    thread = threading.Thread(target=refuse, daemon=True, name="hold-default-ports")
+    if held:
+        thread.start()
+    yield [s.getsockname()[1] for s in held]
+    stop.set()
+    if held:
+        thread.join(2)
+    for s in held:
+        s.close()
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -75,6 +75,17 @@ class PaymentRegistration:
 
 
 @dataclass(frozen=True)
+class SbpQr:
+    """A dynamic SBP (fast payment system) QR code for one order (``sbp/c2b/qr/dynamic/get.do``)."""
+
+    qr_id: str
+    #: the link the QR encodes (``https://qr.nspk.ru/…``): opens the payer's bank app on a phone
+    payload: str
+    #: the QR as a PNG when asked for an image
+    png: bytes | None = None
+
+
+@dataclass(frozen=True)
 class PaymentStatus:
     """``getOrderStatusExtended.do`` in our terms. Amounts in kopecks."""
 
@@ -89,6 +100,8 @@ class PaymentStatus:
     masked_pan: str | None
     amount: int = 0  #: the registered order amount
     currency: str = "RUB"
+    #: how it was paid (``paymentWay``): CARD, SBP_C2B (the fast payment system: no hold) ...
+    payment_way: str = ""
 
 
 #: ``orderStatus`` → our payment state (an ACS/3-D Secure in progress is still waiting for the payer)

@@ -53,10 +53,30 @@ CDEK_STATUSES: dict[str, ShipmentStatus] = {
 }
 
 
-def cdek_status(code: str) -> ShipmentStatus:
+#: what a CDEK order is (its webhook flags ``is_return``, ``is_reverse``, ``is_client_return``)
+CdekOrderKind = Literal["direct", "return", "reverse", "client_return"]
+
+
+def cdek_status(code: str, *, kind: CdekOrderKind = "direct") -> ShipmentStatus:
     """Map a CDEK order status code. Codes we do not list are intermediate logistics
-    steps (warehouses, transit cities), so they read as ``in_transit``."""
-    return CDEK_STATUSES.get(code.strip().upper(), ShipmentStatus.in_transit)
+    steps (warehouses, transit cities), so they read as ``in_transit``.
+
+    ``kind`` is the order's kind. A *return* order (CDEK sends a refused parcel back) and a
+    *reverse* order (CDEK brings goods back from the recipient) travel towards the sender: their
+    DELIVERED is the parcel back with us (``returned``), never the customer's delivery, and
+    every earlier step of theirs reads ``not_delivered`` (the goods are on their way back),
+    except REMOVED (``cancelled``). A *client return* (the customer sends a bought item back,
+    which our return flow books) and a *direct* order read as the table says: the DELIVERED of a
+    client return is the store receiving it. Source: CDEK API v2, "Вебхуки" (ORDER_STATUS
+    attributes ``is_return``, ``is_reverse``, ``is_client_return``).
+    """
+    status = CDEK_STATUSES.get(code.strip().upper(), ShipmentStatus.in_transit)
+    if kind in ("return", "reverse"):
+        if status is ShipmentStatus.delivered:
+            return ShipmentStatus.returned
+        if status is not ShipmentStatus.cancelled:
+            return ShipmentStatus.not_delivered
+    return status
 
 
 #: Russian Post operation types (``OperType.Id``) used by the sandbox and the mapping.
@@ -134,6 +154,12 @@ class BookingRequest:
     pickup_point: str | None = None
     #: carrier's tariff (CDEK tariff code, Post mail-type); None = the adapter's default
     tariff: str | None = None
+    #: cash on delivery: the carrier collects each item's price (kopecks) from the recipient for
+    #: what they keep, plus ``delivery_charge`` (CDEK ``payment`` / ``delivery_recipient_cost``)
+    cash_on_delivery: bool = False
+    delivery_charge: int = 0
+    #: the recipient may try items on and keep some (CDEK services TRYING_ON + PART_DELIV)
+    try_on: bool = False
 
 
 @dataclass(frozen=True)
@@ -178,6 +204,12 @@ class ShipmentUpdate:
     event: TrackingEvent
     #: carrier's reason for the status (CDEK ``status_reason_code``), if any
     reason_code: str | None = None
+    #: the carrier order's kind (CDEK: direct | return | reverse | client_return)
+    kind: str = "direct"
+    #: the carrier withdrew this status (CDEK ``deleted: true``): ignore it
+    deleted: bool = False
+    #: for a return or reverse order: the carrier's id of the direct order it belongs to
+    direct_order: str | None = None
 
 
 def latest_status(events: Sequence[TrackingEvent]) -> ShipmentStatus:

@@ -53,6 +53,8 @@ class ErpProduct:
     brand: str
     category: str
     skus: tuple[ErpSku, ...]
+    #: goods under mandatory Честный ЗНАК marking (``Catalog_Nomenclature.Marked``)
+    marked: bool = False
 
 
 @dataclass(frozen=True)

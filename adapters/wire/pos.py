@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
+from domain.marking import parse_marking_code
+
 
 class PosTaskKind(str, Enum):
     ASSEMBLE = "assemble"  # pick and pack for shipping or pickup
@@ -85,6 +87,15 @@ class PosTaskState:
 class PosQty:
     sku: str
     qty: int
+    #: the Честный ЗНАК code scanned for each marked unit (``assembled``); empty when the goods
+    #: are not marked, and in events from before codes were scanned
+    marking_codes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.marking_codes) > self.qty:
+            raise ValueError(f"{self.sku}: {len(self.marking_codes)} marking codes for {self.qty} units")
+        for raw in self.marking_codes:
+            parse_marking_code(raw)  # MarkingCodeError (a ValueError) names the part that is wrong
 
 
 @dataclass(frozen=True)

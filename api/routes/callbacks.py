@@ -19,10 +19,10 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import SettingsDep, TemporalDep
 from api.errors import ApiError
-from adapters.wire.couriers import cdek_status
-from contracts.order import CourierEvent, LineRequest, PaymentEvent, StoreEvent
+from adapters.cdek import CdekClient
 from adapters.wire.acquiring import verify_callback
 from adapters.wire.pos import PosEvent
+from contracts.order import CourierEvent, LineRequest, PaymentEvent, StoreEvent
 
 router = APIRouter(prefix="/callbacks", tags=["callbacks"])
 log = structlog.get_logger("api.callbacks")
@@ -79,13 +79,19 @@ async def cdek_webhook(secret: str, payload: dict[str, Any], temporal: TemporalD
                        settings: SettingsDep) -> dict[str, str]:
     if not hmac.compare_digest(secret, settings.courier_webhook_secret):
         raise ApiError(404, "not_found", "unknown webhook")
-    attrs = payload.get("attributes") or {}
-    number, code = attrs.get("number"), attrs.get("code")
+    try:
+        update = CdekClient.parse_webhook(payload)
+    except ValueError as exc:
+        raise ApiError(422, "validation_error", str(exc), field="attributes") from exc
+    number, code = update.shipment_id, update.event.code
     if not number or not code:
         raise ApiError(422, "validation_error", "attributes.number and attributes.code are required",
                        field="attributes")
-    event = CourierEvent(status=cdek_status(code).value, code=code, city=attrs.get("city_name"),
-                         at=attrs.get("status_date_time") or payload.get("date_time"))
+    if update.deleted:  # CDEK withdrew a status it set by mistake: nothing happened to the parcel
+        log.info("callback.cdek_status_withdrawn", workflow_id=number, code=code)
+        return {"status": "ignored"}
+    # a return or reverse order's statuses read as the goods going back (cdek_status, kind)
+    event = CourierEvent(status=update.event.status.value, code=code, city=update.event.city, at=update.event.at)
     await _signal(temporal, number, "courier_event", event)
-    log.info("callback.cdek", workflow_id=number, code=code)
+    log.info("callback.cdek", workflow_id=number, code=code, kind=update.kind)
     return {"status": "accepted"}

@@ -40,6 +40,8 @@ class ProcessStack:
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         for name, value in self.settings.model_dump().items():
+            if value is None:  # unset (e.g. no port base): leave it unset, "None" is not a value
+                continue
             env[f"ORKESTR_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
         return env
 
@@ -94,7 +96,13 @@ async def proc_stack(dev_env: Any, engine: Any, pg_url: str) -> AsyncIterator[An
             return data["tasks"] if isinstance(data, dict) else data
 
         ps.sync, ps.wait_order, ps.pos_tasks = sync, wait_order, pos_tasks
-        await sync("full")
+        first = asyncio.ensure_future(sync("full"))
+        while not first.done():  # bounded: a worker that cannot start fails the test, it does not hang it
+            await asyncio.wait({first}, timeout=0.5)
+            if ps.worker is not None and ps.worker.poll() is not None and not first.done():
+                first.cancel()
+                raise AssertionError(f"the worker exited with {ps.worker.returncode} before the first sync")
+        first.result()
         try:
             yield ps
         finally:

@@ -65,6 +65,9 @@ async def test_worker_metrics_and_activity_log_context(dev_env: Any, serve: Any)
     assert r.status_code == 200
     assert 'orkestr_activity_seconds_count{activity="observability_ping",outcome="ok"}' in r.text
     assert "temporal_" in r.text  # the SDK runtime's own metrics (task latencies, pollers, ...)
+    from test_dashboard import SDK_METRICS
+
+    assert {m for m in SDK_METRICS if m not in r.text} == set()  # those docs/grafana-orkestr.json uses
     assert "orkestr_adapter_call_seconds" in r.text
     assert 'orkestr_sla_breaches_total{kind="assembly",location="MSK-OBS"} 1.0' in r.text
 

@@ -91,7 +91,7 @@ async def test_two_partial_returns_refund_exactly_give_bonus_back_and_restock_wh
     assert loser["error"] == "too_many_units" and loser["errors"][0]["field"].startswith("lines[")
     second = next(x for x in racing if x.status_code == 201).json()["return_id"]
     parcel = await cdek_return_parcel(stack, second)
-    assert parcel["is_return"] is True
+    assert parcel["is_client_return"] is True
     r = await stack.sandbox.post(f"/sandbox/courier/orders/{parcel['uuid']}/status", json={"code": "DELIVERED"})
     assert r.status_code == 200, r.text
     await wait_return(stack, second, "received")

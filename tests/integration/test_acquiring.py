@@ -337,5 +337,5 @@ async def test_decline_closes_an_unpaid_order_and_is_refused_once_paid(
     await pay(drive, paid.md_order)
     with pytest.raises(ExternalRefusal) as refused:
         await acquiring.decline(md_order=paid.md_order)
-    assert refused.value.code == "7" and "paid" in refused.value.message
+    assert refused.value.code == "7" and "оплачен" in refused.value.message  # language=ru
     assert (await acquiring.status(md_order=paid.md_order)).state == PaymentState.held

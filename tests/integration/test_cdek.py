@@ -125,7 +125,8 @@ async def test_delivered_status_is_pushed_by_webhook(make_sandbox: Any, serve: A
         attrs = hook["attributes"]
         assert attrs["number"] == "SHP-WH-1"
         assert attrs["cdek_number"] == b.tracking_number
-        assert attrs["is_return"] is False
+        assert (attrs["is_return"], attrs["is_reverse"], attrs["is_client_return"]) == (False, False, False)
+        assert attrs["status_code"] == "4" and attrs["deleted"] is False  # CDEK's number for DELIVERED
         assert attrs["city_name"] == "Санкт-Петербург" and attrs["city_code"]
         assert attrs["status_date_time"]
         update = CdekClient.parse_webhook(hook)
@@ -153,7 +154,7 @@ async def test_return_shipment_is_marked_in_webhooks(make_sandbox: Any, serve: A
         await client.register_webhook(url)
         b = await client.book(booking("RET-1", is_return=True))
         order = await client.order(b.external_id)
-        assert order["is_return"] is True
+        assert order["is_client_return"] is True and order["is_return"] is False
         assert order["to_location"]["city"] == "Москва"  # to the store
         await raw.post(f"/sandbox/courier/orders/{b.external_id}/status", json={"code": "RECEIVED_AT_SHIPMENT_WAREHOUSE"})
 
@@ -161,9 +162,34 @@ async def test_return_shipment_is_marked_in_webhooks(make_sandbox: Any, serve: A
             return next((w for w in received if w["attributes"]["code"] == "RECEIVED_AT_SHIPMENT_WAREHOUSE"), None)
 
         hook = await wait_for(received_at_warehouse)
-        assert hook["attributes"]["is_return"] is True
+        assert hook["attributes"]["is_client_return"] is True and hook["attributes"]["is_return"] is False
         assert hook["attributes"]["city_name"] == "Санкт-Петербург"  # the customer's city
         assert CdekClient.parse_webhook(hook).event.status is ShipmentStatus.handed_over
+
+
+async def test_a_reverse_order_delivered_reads_as_returned_not_delivered(make_sandbox: Any, serve: Any) -> None:
+    # CDEK opens its own reverse order for our shipment: same number, linked to the direct order;
+    # our adapter must not read its DELIVERED (back at the sender) as the customer's delivery
+    async with webhook_receiver(serve) as (url, received), cdek_env(make_sandbox) as (_sb, client, raw):
+        await client.register_webhook(url)
+        b = await client.book(booking("SHP-REV-1"))
+        linked = await raw.post(f"/sandbox/courier/orders/{b.external_id}/linked", json={"kind": "reverse"})
+        assert linked.status_code == 200, linked.text
+        back = linked.json()
+        assert back["is_reverse"] is True and back["number"] == "SHP-REV-1" and back["to_city"] == "Moscow"
+        await raw.post(f"/sandbox/courier/orders/{back['uuid']}/status", json={"code": "DELIVERED"})
+
+        async def back_delivered() -> dict[str, Any] | None:
+            return next((w for w in received if w["uuid"] == back["uuid"] and w["attributes"]["code"] == "DELIVERED"), None)
+
+        hook = await wait_for(back_delivered)
+        assert hook["attributes"]["is_reverse"] is True and hook["attributes"]["status_code"] == "4"
+        assert hook["attributes"]["related_entities"] == [{"type": "direct_order", "uuid": b.external_id, "cdek_number": b.tracking_number}]
+        update = CdekClient.parse_webhook(hook)
+        assert update.shipment_id == "SHP-REV-1" and update.kind == "reverse" and update.direct_order == b.external_id
+        assert update.event.status is ShipmentStatus.returned
+        direct = (await raw.get(f"/cdek/v2/orders/{b.external_id}", headers={"Authorization": f"Bearer {await token(raw)}"})).json()
+        assert [e["type"] for e in direct["related_entities"]] == ["REVERSE_ORDER"]
 
 
 async def test_booking_is_idempotent_by_number(make_sandbox: Any) -> None:

@@ -201,3 +201,28 @@ async def test_rehold_changes_a_line_in_one_transaction(engine: Any) -> None:
     assert await row(engine, a, l1) == (3, 3)
     assert {k: v for k, v in (await reservations(engine, owner)).items() if v[0] == "held"} == {
         f"{owner}:1:{l1}:e3": ("held", 3)}
+
+
+async def test_the_sql_hold_and_the_pure_availability_rule_agree(engine: Any) -> None:
+    """``contracts.stock.can_hold`` / ``available_units`` (used by the simulator and the availability
+    answer) and the conditional UPDATE of ``Ledger.reserve`` decide the same, case by case."""
+    from domain.availability import available_units, can_hold
+
+    cases = [(on_hand, held, safety, qty) for on_hand in (0, 1, 3) for held in (0, 1, 2) for safety in (0, 1)
+             for qty in (1, 2) if held <= on_hand]
+    for on_hand, held, safety, qty in cases:
+        ledger, sku, loc = await make_world(engine, {("A", "L1"): on_hand}, safety={"L1": safety})
+        s, l = sku["A"], loc["L1"]
+        if held:
+            async with engine.begin() as conn:  # held by someone else, regardless of safety stock
+                await conn.execute(text("UPDATE stock SET reserved = :r WHERE sku = :s AND location_id = :l"),
+                                   {"r": held, "s": s, "l": l})
+        [avail] = await ledger.availability([s])
+        assert avail.available == available_units(on_hand, held, safety), (on_hand, held, safety)
+        owner = f"order-{uid()}"
+        try:
+            await ledger.reserve(owner, [Allocation(key=f"{owner}:1", sku=s, location_id=l, qty=qty)])
+            took = True
+        except OutOfStock:
+            took = False
+        assert took == can_hold(on_hand, held, safety, qty), (on_hand, held, safety, qty)

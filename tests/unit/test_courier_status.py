@@ -95,3 +95,36 @@ def test_split_address(line: str, parts: tuple[str, str, str]) -> None:
 def test_split_name() -> None:
     assert split_name("Иванова Анна Петровна") == ("Иванова", "Анна Петровна")
     assert split_name("Мадонна") == ("Мадонна", "Мадонна")
+
+
+@pytest.mark.parametrize("kind", ["return", "reverse"])
+def test_a_cdek_return_or_reverse_order_delivered_is_back_with_us_not_delivered(kind: str) -> None:
+    # CDEK's own return (a refused parcel going back) and reverse orders travel to the sender:
+    # their DELIVERED is the parcel back with the sender, never the customer's delivery
+    assert cdek_status("DELIVERED", kind=kind) is S.returned  # type: ignore[arg-type]
+    assert cdek_status("TAKEN_BY_COURIER", kind=kind) is S.not_delivered  # type: ignore[arg-type]
+    assert cdek_status("ACCEPTED_AT_PICK_UP_POINT", kind=kind) is S.not_delivered  # type: ignore[arg-type]
+    assert cdek_status("REMOVED", kind=kind) is S.cancelled  # type: ignore[arg-type]
+
+
+def test_a_client_return_delivered_is_the_store_receiving_it() -> None:
+    assert cdek_status("DELIVERED", kind="client_return") is S.delivered
+    assert cdek_status("DELIVERED") is S.delivered
+
+
+def test_cdek_webhook_flags_decide_the_status() -> None:
+    from adapters.cdek import CdekClient
+
+    def hook(**attrs: object) -> dict[str, object]:
+        base = {"cdek_number": "1100000002", "number": "SHP-1", "code": "DELIVERED", "status_code": "4",
+                "status_date_time": "2026-11-29T10:00:00+0000", "city_name": "Москва", "deleted": False}
+        return {"type": "ORDER_STATUS", "uuid": "u-1", "date_time": "2026-11-29T10:00:01+0000", "attributes": {**base, **attrs}}
+
+    direct = CdekClient.parse_webhook(hook(is_return=False, is_reverse=False, is_client_return=False))
+    assert (direct.kind, direct.event.status, direct.is_return) == ("direct", S.delivered, False)
+    reverse = CdekClient.parse_webhook(hook(is_reverse=True, related_entities=[{"type": "direct_order", "uuid": "u-0", "cdek_number": "1100000001"}]))
+    assert (reverse.kind, reverse.event.status, reverse.direct_order) == ("reverse", S.returned, "u-0")
+    assert CdekClient.parse_webhook(hook(is_return=True)).event.status is S.returned
+    assert CdekClient.parse_webhook(hook(deleted=True)).deleted is True
+    with pytest.raises(ValueError, match="is_reverse"):
+        CdekClient.parse_webhook(hook(is_reverse="yes"))

@@ -29,8 +29,8 @@ def test_ruff_passes() -> None:
 def test_no_type_ignore_outside_documented_library_boundaries() -> None:
     """Ignores only at a library boundary, with the reason on the line."""
     production = [p for d in ("workflows", "activities", "adapters", "api", "services", "domain", "contracts", "db",
-                              "sandbox") for p in (ROOT / d).rglob("*.py")]
-    production += [ROOT / f"{m}.py" for m in ("worker", "cli", "settings", "observability", "devstack")]
+                              "sandbox", "sim") for p in (ROOT / d).rglob("*.py")]
+    production += [ROOT / f"{m}.py" for m in ("worker", "cli", "settings", "observability", "devstack", "offline_docs")]
     found = [f"{p.relative_to(ROOT)}:{n}" for p in production
              for n, line in enumerate(p.read_text().splitlines(), start=1)
              if "type: ignore" in line and "library boundary" not in line]

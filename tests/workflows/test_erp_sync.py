@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import sys
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))
+from conftest import skip_time, time_skipping_server  # noqa: E402
 from helpers import fresh_sku, ledger_row, next_phone, order_body  # noqa: E402
 
 from activities.erp import ErpActivities  # noqa: E402
@@ -64,6 +66,55 @@ async def test_full_sync_runs_every_import_in_order_and_retries_a_failed_one(ts_
     assert delta == SyncResult(mode="delta", stock_rows=3, version=41)
     assert calls == ["import_locations", "import_products", "import_prices", "import_stock_full",
                      "import_stock_full", "import_stock_delta"]
+
+
+async def test_delta_loop_imports_every_interval_survives_a_failed_round_and_continues_as_new() -> None:
+    """One long-running delta sync instead of a workflow a minute: a round every ``every_seconds`` (the
+    signal changes it), a round whose import fails for good does not end it, and after
+    ``runs_per_history`` rounds it continues as new with the interval it has now. A time-skipping server of
+    its own: the run it terminates would slow the shared one's clock (temporalio/sdk-java#3088)."""
+    from temporalio.client import WorkflowExecutionStatus
+
+    rounds: list[Any] = []
+
+    @activity.defn(name="import_stock_delta")
+    async def import_stock_delta() -> ImportResult:
+        rounds.append(activity.info().current_attempt_scheduled_time)
+        if len(rounds) == 2:
+            raise ApplicationError("ERP refused the delta", non_retryable=True)  # this round fails for good
+        return ImportResult(rows=1, version=len(rounds))
+
+    queue = f"q-{uuid.uuid4()}"
+    wf_id = f"sync-loop-{uuid.uuid4()}"
+    async with time_skipping_server() as ts_env, \
+            Worker(ts_env.client, task_queue=queue, workflows=[ErpStockSyncWorkflow],
+            activities=[import_stock_delta]):
+        handle = await ts_env.client.start_workflow(
+            ErpStockSyncWorkflow.run, SyncInput(mode="delta", every_seconds=60, runs_per_history=3), id=wf_id,
+            task_queue=queue)
+
+        async def rounds_done(n: int) -> None:
+            for _ in range(300):
+                if len(rounds) >= n:
+                    return
+                await asyncio.sleep(0.05)
+            raise AssertionError(f"{len(rounds)} rounds, expected {n}")
+
+        await rounds_done(1)
+        for n in (2, 3):  # the second round fails for good
+            await skip_time(ts_env, timedelta(seconds=60))
+            await rounds_done(n)
+        await handle.signal(ErpStockSyncWorkflow.set_interval, 600)
+        await skip_time(ts_env, timedelta(seconds=60))  # the sleep already begun keeps its length
+        await rounds_done(4)
+        await skip_time(ts_env, timedelta(seconds=600))
+        await rounds_done(5)
+        latest = await ts_env.client.get_workflow_handle(wf_id).describe()
+        assert latest.status == WorkflowExecutionStatus.RUNNING  # the failed round ended nothing
+        assert latest.run_id != handle.first_execution_run_id  # three rounds, then a new run
+        await ts_env.client.get_workflow_handle(wf_id).terminate("test over")
+    gaps = [round((b - a).total_seconds()) for a, b in zip(rounds, rounds[1:])]  # an activity starts a few ms late
+    assert gaps == [60, 60, 60, 600]  # every_seconds between rounds; the new run uses the interval it was told
 
 
 # --- through the stack -------------------------------------------------------------------------------------
@@ -193,28 +244,58 @@ async def test_stock_import_resumes_after_the_failed_page_without_rereading(stac
 
 
 @pytestmark_e2e
-async def test_bootstrap_creates_the_sync_schedules_idempotently(stack: Any) -> None:
-    from temporalio.client import ScheduleActionStartWorkflow
+async def test_bootstrap_creates_the_full_schedule_and_one_delta_loop_idempotently(stack: Any) -> None:
+    from temporalio.api.enums.v1 import EventType
+    from temporalio.client import (
+        Schedule,
+        ScheduleActionStartWorkflow,
+        ScheduleIntervalSpec,
+        ScheduleSpec,
+        WorkflowExecutionStatus,
+    )
+    from temporalio.service import RPCError, RPCStatusCode
 
-    from worker import bootstrap
+    from worker import DELTA_SYNC_ID, bootstrap
 
-    # a queue nobody polls: should a schedule fire during the test, nothing runs
+    # a queue nobody polls: nothing runs, the test looks at what bootstrap left in Temporal
     settings = stack.settings.model_copy(update={"task_queue": f"sched-{uuid.uuid4().hex[:8]}",
                                                  "erp_sync_delta_every_seconds": 45})
+    # an older version left a delta *schedule* (a new workflow every minute in the UI's list)
+    await stack.temporal.create_schedule(DELTA_SYNC_ID, Schedule(
+        action=ScheduleActionStartWorkflow(ErpStockSyncWorkflow.run, SyncInput(mode="delta"), id=DELTA_SYNC_ID,
+                                           task_queue=settings.task_queue),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=60))])))
     try:
         await bootstrap(stack.temporal, settings, schedules=True, initial_sync=False)
-        await bootstrap(stack.temporal, settings, schedules=True, initial_sync=False)  # a restart: no error
-        found = {}
-        for mode in ("full", "delta"):
-            desc = await stack.temporal.get_schedule_handle(f"erp-sync-{mode}").describe()
-            action = desc.schedule.action
-            assert isinstance(action, ScheduleActionStartWorkflow)
-            assert action.workflow == "ErpStockSyncWorkflow" and action.task_queue == settings.task_queue
-            found[mode] = desc.schedule.spec.intervals[0].every.total_seconds()
-        assert found == {"full": settings.erp_sync_full_every_minutes * 60, "delta": 45}
+        restarted = settings.model_copy(update={"erp_sync_delta_every_seconds": 30})
+        await bootstrap(stack.temporal, restarted, schedules=True, initial_sync=False)  # a restart: no error
+
+        desc = await stack.temporal.get_schedule_handle("erp-sync-full").describe()
+        action = desc.schedule.action
+        assert isinstance(action, ScheduleActionStartWorkflow)
+        assert action.workflow == "ErpStockSyncWorkflow" and action.task_queue == settings.task_queue
+        assert desc.schedule.spec.intervals[0].every.total_seconds() == settings.erp_sync_full_every_minutes * 60
+        with pytest.raises(RPCError) as gone:
+            await stack.temporal.get_schedule_handle(DELTA_SYNC_ID).describe()
+        assert gone.value.status == RPCStatusCode.NOT_FOUND
+
+        # one delta workflow, started once, told each interval
+        runs = [w async for w in stack.temporal.list_workflows(f'WorkflowId = "{DELTA_SYNC_ID}"')]
+        running = [w for w in runs if w.status == WorkflowExecutionStatus.RUNNING]
+        assert len(running) == 1 and running[0].task_queue == settings.task_queue
+        history = await stack.temporal.get_workflow_handle(DELTA_SYNC_ID).fetch_history()
+        signals = [e.workflow_execution_signaled_event_attributes for e in history.events
+                   if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED]
+        assert [s.signal_name for s in signals] == ["set_interval", "set_interval"]
+        started = history.events[0].workflow_execution_started_event_attributes
+        assert b"45" in started.input.payloads[0].data
     finally:
-        for mode in ("full", "delta"):
+        for sched in ("erp-sync-full", DELTA_SYNC_ID):
             try:
-                await stack.temporal.get_schedule_handle(f"erp-sync-{mode}").delete()
-            except Exception:
+                await stack.temporal.get_schedule_handle(sched).delete()
+            except RPCError:
                 pass
+        try:
+            await stack.temporal.get_workflow_handle(DELTA_SYNC_ID).terminate("test over")
+        except RPCError:
+            pass

@@ -13,6 +13,7 @@ test_return_workflow.py and test_people_workflow.py, so a golden path is the sam
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
@@ -67,7 +68,7 @@ from workflows.returns import ReturnWorkflow
 ROOT = Path(__file__).resolve().parents[2]
 HISTORIES = ROOT / "tests" / "histories"
 REFRESH = os.environ.get("ORKESTR_REFRESH_HISTORIES") == "1"
-#: every workflow type the worker runs (worker.WORKFLOWS): the replayer needs each type that appears in a
+#: every workflow type the worker runs (workflows.registry.WORKFLOWS): the replayer needs each type that appears in a
 #: history (ReturnWorkflow starts FulfillmentWorkflow children for exchanges), and every one of them must
 #: have golden histories. The helpers (Edits, Substitutions, EscalationLadder, Recovery, TaskBoard, …) are parts of
 #: these classes, not workflow types of their own.
@@ -234,6 +235,31 @@ async def scenario_erp_sync(env: Any, queue: str) -> Any:
             await env.client.execute_workflow(ErpStockSyncWorkflow.run, SyncInput(mode=mode),
                                               id=f"erp-sync-golden-{mode}", task_queue=queue)
         return ["erp-sync-golden-full", "erp-sync-golden-delta"]
+
+    return World(), erp_imports(), drive
+
+
+async def scenario_erp_sync_delta_loop(env: Any, queue: str) -> Any:
+    """The long-running delta sync: two rounds, continued as new, one more round with a new interval,
+    then cancelled (so the last run's history is closed)."""
+    from datetime import timedelta
+
+    from conftest import skip_time
+
+    wf_id = "erp-sync-golden-loop"
+
+    async def drive() -> list[str]:
+        handle = await env.client.start_workflow(
+            ErpStockSyncWorkflow.run, SyncInput(mode="delta", every_seconds=60, runs_per_history=2), id=wf_id,
+            task_queue=queue)
+        await skip_time(env, timedelta(seconds=125))  # two rounds, then a new run and its first round
+        await handle.signal(ErpStockSyncWorkflow.set_interval, 90)
+        await skip_time(env, timedelta(seconds=1))
+        latest = env.client.get_workflow_handle(wf_id)
+        await latest.cancel()
+        with contextlib.suppress(Exception):
+            await latest.result()
+        return [wf_id]
 
     return World(), erp_imports(), drive
 
@@ -533,6 +559,7 @@ SCENARIOS = {
     "order_erp_refused_then_retried": scenario_order_erp_refused_then_retried,
     "fulfillment_courier_refused_then_retried": scenario_fulfillment_courier_refused_then_retried,
     "erp_sync": scenario_erp_sync,
+    "erp_sync_delta_loop": scenario_erp_sync_delta_loop,
     "return_in_store_accepted": scenario_return_in_store_accepted,
     "return_courier_partly_rejected": scenario_return_courier_partly_rejected,
     "return_post": scenario_return_post,
@@ -648,7 +675,7 @@ async def test_golden_history_replays(path: Path) -> None:
     wf_type = workflow_type_of(path)
     if wf_type not in registered_types():
         pytest.fail(f"{path.relative_to(ROOT)}: workflow type {wf_type} is not registered with the worker "
-                    f"(worker.WORKFLOWS): a history of it cannot be replayed, and running ones would be stuck",
+                    f"(workflows.registry.WORKFLOWS): a history of it cannot be replayed, and running ones would be stuck",
                     pytrace=False)
     history = WorkflowHistory.from_json(workflow_id_of(path), path.read_text())
     replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
