@@ -25,7 +25,8 @@ class FulfillmentInput:
     assembly_sla_minutes: int = 120
     #: webhooks are the norm; polling catches a lost one (post: the only way)
     poll_hours: int = 6
-    post_poll_hours: int = 4
+    #: Russian Post has no webhooks: its tracking is polled this often (the order's ``post_poll_minutes``)
+    post_poll_minutes: int = 240
     #: people and timers (workflows.escalation): one more interval after the SLA per step (0: half the SLA)
     escalate_after_minutes: int = 0
     auto_resource: bool = True  # move the shipment elsewhere on a shortage before asking a person

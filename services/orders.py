@@ -99,6 +99,7 @@ class OrderService:
             payment_method=order.payment_method, bonus_to_spend=order.bonus_to_spend, promo_code=order.promo_code,
             currency=s.currency, placed_at=datetime.now(timezone.utc),
             payment_window_minutes=s.payment_window_minutes, payment_poll_minutes=s.payment_poll_minutes,
+            post_poll_minutes=s.post_poll_minutes or 240,
             assembly_sla_minutes=(s.assembly_sla_pickup_minutes if order.delivery.method == DeliveryMethod.pickup
                                   else s.assembly_sla_ship_minutes),
             return_window_days=s.return_window_days)

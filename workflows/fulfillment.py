@@ -357,7 +357,7 @@ class FulfillmentWorkflow:
     async def _follow_carrier(self) -> None:
         inp, booking = self.inp, self.booking
         assert booking is not None
-        poll = timedelta(hours=inp.post_poll_hours if inp.carrier == "post" else inp.poll_hours)
+        poll = timedelta(minutes=inp.post_poll_minutes) if inp.carrier == "post" else timedelta(hours=inp.poll_hours)
         while self.state not in FINAL:
             if self.cancel_request is not None and self.state not in LEFT_THE_STORE:
                 await call(CourierActivities.cancel_shipment, booking)

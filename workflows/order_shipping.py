@@ -74,7 +74,8 @@ class Shipping:
             order_id=inp.order_id, shipment_id=sid, n=list(st.shipments).index(sid) + 1, location=loc,
             lines=[line_portion(by_sku[line.sku], line.qty) for line in shipment.lines],
             reservation_keys=st.allocation_keys[sid], delivery=delivery, customer=customer, carrier=carrier,
-            parent_id=st.wf_id, assembly_sla_minutes=loc.assembly_sla_minutes or inp.assembly_sla_minutes)
+            parent_id=st.wf_id, assembly_sla_minutes=loc.assembly_sla_minutes or inp.assembly_sla_minutes,
+            post_poll_minutes=inp.post_poll_minutes)
         handle = await workflow.start_child_workflow(
             FulfillmentWorkflow.run, child, id=sid, id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=search.for_child("assembling", shipment.location_id))
