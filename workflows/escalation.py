@@ -4,7 +4,8 @@ Measured from the moment the POS task is given to the store:
 
 1. the assembly SLA passes (per location: 2 h ship-from-store, 30 min click & collect by
    default) → a reminder on the store's POS;
-2. a further interval (``escalate_after_minutes``, default half the SLA, at least 15 min) →
+2. a further interval (``escalate_after_minutes``, default half the SLA, at least 15 min:
+   ``domain.shortages.ladder_step``) →
    a supervisor task "store MSK-014 is late with order …" (answers: ``wait`` — give the store
    one more interval —, or ``resource`` — move the shipment now);
 3. one more interval → the shipment moves to another location (the first reservation
@@ -31,11 +32,10 @@ with workflow.unsafe.imports_passed_through():
     from contracts.steps import StoreMessage
     from contracts.tasks import OpenTask, TaskAction, TaskDecision, TaskKind, TaskOutcome, TaskSpec
     from contracts.fulfillment import FulfillmentInput
+    from domain.shortages import ladder_step
 
 from workflows.common import call
 from workflows.human import TaskBoard
-
-MIN_STEP = timedelta(minutes=15)
 
 
 class Report(Protocol):
@@ -83,8 +83,8 @@ class EscalationLadder:
         return timedelta(minutes=self.ports.shipment().assembly_sla_minutes)
 
     def _step(self) -> timedelta:
-        minutes = self.ports.shipment().escalate_after_minutes
-        return timedelta(minutes=minutes) if minutes else max(self._sla() / 2, MIN_STEP)
+        s = self.ports.shipment()
+        return ladder_step(s.assembly_sla_minutes, s.escalate_after_minutes)
 
     def _late_minutes(self) -> int:
         return int((workflow.now() - (self.started_at or workflow.now())).total_seconds() // 60)

@@ -66,7 +66,8 @@ with workflow.unsafe.imports_passed_through():
     from contracts.tasks import OpenTask, ShipmentRevision, ShortageReport, TaskDecision, TaskOutcome
     from domain.delivery import shipment_late
     from domain.messages import mask_phone
-    from domain.planning import plan_shipments
+    from domain.planning import sourcing_request
+    from domain.shortages import move_target, moved_exclude
 
 from workflows import search
 from workflows.common import STEP_FAILED, call, failure_message, local, signal
@@ -283,7 +284,8 @@ class FulfillmentWorkflow:
     # moving the shipment ----------------------------------------------------------------------------
     async def _move(self, reason: str, *, quiet: bool = False) -> bool:
         """Hold the whole shipment at one other location, release the first one, and carry on there.
-        False (nothing changed) when no single other location has everything."""
+        False (nothing changed) when no single other location has everything (``domain.shortages.move_target``,
+        the rule the simulator measures)."""
         inp = self.inp
         if inp.delivery.method == DeliveryMethod.pickup:
             return False  # the customer comes to this store: a transfer is a person's decision
@@ -291,13 +293,14 @@ class FulfillmentWorkflow:
         as_order = OrderInput(order_id=inp.order_id, channel=Channel.web, customer=inp.customer, delivery=inp.delivery,
                               lines=[CatalogLine(pos_id=x.pos_id, sku=x.sku, name=x.name, qty=x.qty,
                                                  unit_price=x.unit_price) for x in inp.lines])
-        plan = plan_shipments(as_order, view, now=workflow.now(), exclude=frozenset({inp.location.id, *inp.tried}))
-        if plan.unfulfilled or len(plan.shipments) != 1:
+        move = move_target(sourcing_request(as_order, view, now=workflow.now(),
+                                            exclude=moved_exclude(inp.location.id, inp.tried)))
+        if move is None:
             if not quiet:
                 await self._report(ShipmentState.assembling,
                                    f"Ни один другой склад не может взять отгрузку {inp.n} целиком")
             return False
-        target = next(loc for loc in view.locations if loc.id == plan.shipments[0].location_id)
+        target = next(loc for loc in view.locations if loc.id == move.location_id)
         attempt = inp.attempt + 1
         allocations = [Allocation(key=line_key(inp.parent_id, x.pos_id, target.id, f"m{attempt}"), sku=x.sku,
                                   location_id=target.id, qty=x.qty) for x in inp.lines]
@@ -310,7 +313,7 @@ class FulfillmentWorkflow:
                                                             reason=f"заказ передан на {target.id}: {reason}"))
         await self._report(ShipmentState.assembling,
                            f"Отгрузка {inp.n} перенесена с {inp.location.id} на {target.id} ({reason}): "
-                           f"{plan.shipments[0].reason}", location_id=target.id, resourced_from=inp.location.id)
+                           f"{move.reason}", location_id=target.id, resourced_from=inp.location.id)
         await self._continue(dataclasses.replace(
             inp, location=target, reservation_keys=[a.key for a in allocations], attempt=attempt,
             tried=[*inp.tried, inp.location.id],

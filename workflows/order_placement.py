@@ -89,7 +89,9 @@ class Placement:
 
     async def _source_and_hold(self) -> None:
         """Source the lines over the network's stock and hold them; stock may move between the
-        look-up and the hold (a sale at a till): then source once more."""
+        look-up and the hold (a sale at a till): then source once more. The view carries the rule set
+        in force (weights, learned safety stock, today's load), and ``plan_shipments`` sources with
+        ``domain.planning.sourcing_request``: the request the chain simulator builds too."""
         st, inp = self.state, self.state.inp
         for attempt in (1, 2):
             view = await local(StockActivities.load_stock_view,

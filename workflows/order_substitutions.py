@@ -8,7 +8,8 @@ becomes a substitution task for an operator, who agrees with the customer one of
   shipment of an order with others, only that shipment is cancelled and the order goes on;
 * ``cancel``: the whole order is cancelled (the saga compensates).
 
-Nobody answers before the deadline → ``remove`` (the configured default). Payment follows: the
+Nobody answers before the deadline → ``remove`` (the configured default). The deadline, the default
+and what each answer does to the order are ``domain.shortages`` (the rules the simulator measures). Payment follows: the
 final capture is the re-priced total (``deposit.do`` of less than the hold releases the rest);
 a dearer substitute needs a second hold for the difference (``registerPreAuth`` with orderNumber
 ``order-<id>~<n>``, the link sent to the customer); if it is not paid in the payment window the
@@ -22,7 +23,6 @@ waits for the operator, the loop keeps applying cancels, payments and shipments'
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
 from typing import Awaitable, Callable
 
 from temporalio import workflow
@@ -43,6 +43,13 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.messages import mask_phone
     from domain.money import format_money
+    from domain.shortages import (
+        SUBSTITUTION_DEADLINE,
+        SUBSTITUTION_DEFAULT,
+        ShortageOutcome,
+        lines_left_after_shortage,
+        shortage_outcome,
+    )
     from workflows.fulfillment import FulfillmentWorkflow
 
 from workflows.common import STEP_FAILED, local, signal
@@ -51,9 +58,6 @@ from workflows.order_erp import Erp
 from workflows.order_payments import Payments
 from workflows.order_pricing import Pricing
 from workflows.order_state import OrderState, Payment, Ports
-
-#: how long an operator has to agree a substitution with the customer (then: remove the line)
-SUBSTITUTION_DEADLINE = timedelta(hours=1)
 
 
 class Refused(Exception):
@@ -106,7 +110,7 @@ class Substitutions:
             due_at=workflow.now() + SUBSTITUTION_DEADLINE,
             payload={"shipment_id": rep.shipment_id, "sku": rep.sku, "name": line.name,
                      "missing_qty": rep.missing_qty, "line_qty": line.qty, "unit_price": line.unit_price,
-                     "default": TaskAction.remove.value, "customer": inp.customer.name,
+                     "default": SUBSTITUTION_DEFAULT.value, "customer": inp.customer.name,
                      "phone": mask_phone(inp.customer.phone)},
             channel=inp.channel.value, amount=st.totals.total,
             region=inp.delivery.address.region if inp.delivery.address else "",
@@ -115,7 +119,7 @@ class Substitutions:
         await self.ports.save()
         revision: ShipmentRevision | None = None
         while True:
-            decision = await self.board.ask(spec, default=TaskAction.remove, reassign_after=SUBSTITUTION_DEADLINE / 2,
+            decision = await self.board.ask(spec, default=SUBSTITUTION_DEFAULT, reassign_after=SUBSTITUTION_DEADLINE / 2,
                                             stop=lambda: st.cancel is not None or st.status.is_final,
                                             wait=self.ports.wait)
             if decision is None:
@@ -140,20 +144,20 @@ class Substitutions:
     async def _apply(self, rep: ShortageReport, line: OrderLine,
                      d: TaskDecision) -> tuple[TaskOutcome, ShipmentRevision | None]:
         st = self.state
-        if d.action == TaskAction.cancel:
-            await self.cancel(CancelRequest(reason=f"нет товара {line.name}, клиент отказался от замены",
-                                            by="operator"))
-            return TaskOutcome(task_id=d.task_id, action=d.action, message="Заказ отменяется"), None
-        kept = [x for x in rep.lines if x.sku != rep.sku or x.qty > rep.missing_qty]
+        kept = lines_left_after_shortage(rep.lines, rep.sku, rep.missing_qty)
         others = [sid for sid, v in st.shipments.items()
                   if sid != rep.shipment_id and sid not in st.dropped and v.status != ShipmentState.cancelled]
-        if not kept and d.action == TaskAction.remove and others:
+        outcome = shortage_outcome(d.action, kept=kept, other_shipments=others)  # the rule the simulator measures
+        if outcome == ShortageOutcome.drop_shipment:
             return await self._drop_shipment(rep, line, d), None
-        if not kept and d.action == TaskAction.remove:
-            await self.cancel(CancelRequest(reason=f"нет товара {line.name}: в отгрузке ничего не осталось",
-                                            by="operator"))
-            return TaskOutcome(task_id=d.task_id, action=d.action,
-                               message="В отгрузке не осталось товаров: заказ отменяется"), None
+        if outcome == ShortageOutcome.cancel_order:
+            if d.action == TaskAction.cancel:
+                reason, message = f"нет товара {line.name}, клиент отказался от замены", "Заказ отменяется"
+            else:
+                reason = f"нет товара {line.name}: в отгрузке ничего не осталось"
+                message = "В отгрузке не осталось товаров: заказ отменяется"
+            await self.cancel(CancelRequest(reason=reason, by="operator"))
+            return TaskOutcome(task_id=d.task_id, action=d.action, message=message), None
         st.revisions += 1
         n, owner = st.revisions, st.wf_id
         catalog = list(st.catalog)
