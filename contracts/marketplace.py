@@ -3,12 +3,13 @@
 A marketplace order is read into :class:`MarketplaceOrder` whatever the marketplace: its own id
 (an Ozon posting number, a Wildberries order id), the seller's warehouse at the marketplace
 (mapped to an Orkestr location by settings), and lines in Orkestr SKUs (the seller's
-``offer_id`` / ``article``) with the marketplace's price in kopecks.
+``offer_id`` / ``article``) with the marketplace's price in kopecks. The requests of
+``activities.marketplaces`` (pull, pack, label / cancel, push stock) are here too.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -64,3 +65,39 @@ class StockPushFailure:
 class StockPushResult:
     updated: int
     failed: tuple[StockPushFailure, ...] = ()
+
+
+# ---------------------------------------------------------------- activity requests (activities.marketplaces)
+@dataclass(frozen=True)
+class PullOrders:
+    marketplace: Marketplace
+    #: Ozon: postings whose ship-by date is within [now − lookback, now + ahead]
+    lookback_days: int = 7
+    ahead_days: int = 14
+
+
+@dataclass(frozen=True)
+class PackOrder:
+    marketplace: Marketplace
+    order_id: str
+    #: Ozon: [(ozon sku, quantity)]; Wildberries: unused (one unit an order)
+    lines: tuple[tuple[int, int], ...] = ()
+    #: marking codes: Ozon {ozon sku: [code per unit]}, Wildberries {0: [the unit's code]}
+    marking_codes: dict[int, list[str]] = field(default_factory=dict)
+    #: Wildberries: the open supply the order goes on
+    supply_id: str = ""
+
+
+@dataclass(frozen=True)
+class CancelOrder:
+    marketplace: Marketplace
+    order_id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class PushStock:
+    marketplace: Marketplace
+    levels: tuple[StockLevel, ...]
+    #: Wildberries pushes per seller warehouse
+    warehouse_id: int = 0

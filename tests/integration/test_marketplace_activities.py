@@ -12,10 +12,10 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.marketplaces import CancelOrder, MarketplaceActivities, PackOrder, PullOrders, PushStock
+from activities.marketplaces import MarketplaceActivities
 from adapters.ozon import OzonClient
 from adapters.wildberries import WildberriesClient
-from contracts.marketplace import Marketplace, StockLevel
+from contracts.marketplace import CancelOrder, Marketplace, PackOrder, PullOrders, PushStock, StockLevel
 from domain.marking import generate_marking_code, gtin_from_barcode
 from sandbox.demo_data import marked, shared
 
