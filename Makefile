@@ -30,6 +30,11 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+## the linter and the type checker (both also run in make test: tests/unit/test_types.py)
+lint: $(STAMP)
+	$(BIN)/python -m ruff check .
+	$(BIN)/python -m mypy
+
 ## the chain simulator: configurations (a)-(f) over 30 days; table, docs/simulation/simulation.json and .png
 simulate: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[sim]'
@@ -40,4 +45,4 @@ histories: $(STAMP)
 	ORKESTR_REFRESH_HISTORIES=1 $(BIN)/python -m pytest -q tests/workflows/test_golden_histories.py
 
 clean:
-	rm -rf $(VENV) .orkestr .pytest_cache
+	rm -rf $(VENV) .orkestr .pytest_cache .mypy_cache .ruff_cache

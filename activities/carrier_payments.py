@@ -10,7 +10,7 @@ from temporalio import activity
 
 from activities.common import refusals_as
 from adapters.cdek import CdekClient
-from models.carrier_payments import CodRegistry, DeliveryOutcome
+from contracts.carrier_payments import CodRegistry, DeliveryOutcome
 
 CARRIER_REFUSED = "CarrierRefused"
 

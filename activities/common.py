@@ -31,7 +31,8 @@ def refusals_as(error_type: str) -> Iterator[None]:
 def logger() -> structlog.stdlib.BoundLogger:
     """A logger bound to the running activity (workflow id, run id, activity, attempt)."""
     info = activity.info()
-    return structlog.get_logger("activity").bind(
+    log: structlog.stdlib.BoundLogger = structlog.get_logger("activity")
+    return log.bind(
         workflow_id=info.workflow_id, run_id=info.workflow_run_id,
         activity=info.activity_type, attempt=info.attempt,
     )

@@ -8,8 +8,8 @@ from temporalio import activity
 
 from activities.common import logger, refusals_as
 from adapters.couriers import CourierRegistry
-from models.couriers import Booking, BookingRequest, ParcelItem, Recipient, ShipAddress
-from models.steps import BookedShipment, ErrorType, ShipmentBookingRequest, TrackingResult
+from adapters.wire.couriers import Booking, BookingRequest, ParcelItem, Recipient, ShipAddress
+from contracts.steps import BookedShipment, ErrorType, ShipmentBookingRequest, TrackingResult
 
 GRAMS_PER_ITEM = 700  # a garment with its packaging, until the catalog carries weights
 
@@ -26,7 +26,8 @@ class CourierActivities:
             from_location_id=req.from_location_id,
             to=ShipAddress(region=a.region, city=a.city, line=a.line, postcode=a.postcode),
             recipient=Recipient(name=req.recipient.name, phone=req.recipient.phone),
-            items=[ParcelItem(sku=l.sku, name=l.name, qty=l.qty, price=l.amount // max(l.qty, 1)) for l in req.lines],
+            items=tuple(ParcelItem(sku=l.sku, name=l.name, qty=l.qty, price=l.amount // max(l.qty, 1))
+                        for l in req.lines),
             weight_g=GRAMS_PER_ITEM * sum(l.qty for l in req.lines),
             declared_value=sum(l.amount for l in req.lines),
             is_return=req.is_return,
@@ -53,4 +54,4 @@ class CourierActivities:
 
 
 def _booking(b: BookedShipment) -> Booking:
-    return Booking(carrier=b.carrier, external_id=b.external_id, tracking_number=b.tracking_number)
+    return Booking(carrier=b.carrier, external_id=b.external_id, tracking_number=b.tracking_number or "")

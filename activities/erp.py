@@ -12,9 +12,9 @@ from activities.common import logger, refusals_as
 from adapters.catalog import CatalogRepo
 from adapters.erp import ErpClient
 from adapters.ledger import Ledger
-from models.erp import ErpOrderDoc, ErpOrderItem
-from models.steps import ErpMovement, ErpOrderExport, ErrorType, ImportResult
-from models.stock import LocationInfo, StockLevel
+from adapters.wire.erp import ErpOrderDoc, ErpOrderItem
+from contracts.steps import ErpMovement, ErpOrderExport, ErrorType, ImportResult
+from contracts.stock import LocationInfo, StockLevel
 
 PAGE = 1000
 

@@ -12,7 +12,7 @@ from temporalio import activity
 
 from activities.common import logger, refusals_as
 from adapters.fiscal import FiscalClient
-from models.fiscal import FiscalReport, ReceiptRegistration, ReceiptRequest
+from contracts.fiscal import FiscalReport, ReceiptRegistration, ReceiptRequest
 
 FISCAL_REFUSED = "FiscalRefused"
 

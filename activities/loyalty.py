@@ -8,9 +8,9 @@ from temporalio import activity
 
 from activities.common import logger, refusals_as
 from adapters.loyalty import LoyaltyClient
-from models.loyalty import CartLine, Calculation
-from models.order import CatalogLine, OrderLine
-from models.steps import (
+from adapters.wire.loyalty import CartLine, Calculation
+from contracts.order import CatalogLine, OrderLine
+from contracts.steps import (
     ErrorType,
     LoyaltyBegin,
     LoyaltyCommit,

@@ -10,7 +10,7 @@ absolute quantities, so a repeat sets the same numbers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from temporalio import activity
@@ -19,46 +19,19 @@ from activities.common import logger, rate_limits_as_delay, refusals_as
 from adapters.errors import ExternalRefusal
 from adapters.ozon import OzonClient
 from adapters.wildberries import WildberriesClient
-from models.marketplace import Marketplace, MarketplaceOrder, StockLevel, StockPushResult
+from contracts.marketplace import (
+    CancelOrder,
+    Marketplace,
+    MarketplaceOrder,
+    PackOrder,
+    PullOrders,
+    PushStock,
+    StockPushResult,
+)
 
 MARKETPLACE_REFUSED = "MarketplaceRefused"
 #: Ozon's unfulfilled list is read by pages of this many postings
 OZON_PAGE = 100
-
-
-@dataclass(frozen=True)
-class PullOrders:
-    marketplace: Marketplace
-    #: Ozon: postings whose ship-by date is within [now − lookback, now + ahead]
-    lookback_days: int = 7
-    ahead_days: int = 14
-
-
-@dataclass(frozen=True)
-class PackOrder:
-    marketplace: Marketplace
-    order_id: str
-    #: Ozon: [(ozon sku, quantity)]; Wildberries: unused (one unit an order)
-    lines: tuple[tuple[int, int], ...] = ()
-    #: marking codes: Ozon {ozon sku: [code per unit]}, Wildberries {0: [the unit's code]}
-    marking_codes: dict[int, list[str]] = field(default_factory=dict)
-    #: Wildberries: the open supply the order goes on
-    supply_id: str = ""
-
-
-@dataclass(frozen=True)
-class CancelOrder:
-    marketplace: Marketplace
-    order_id: str
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class PushStock:
-    marketplace: Marketplace
-    levels: tuple[StockLevel, ...]
-    #: Wildberries pushes per seller warehouse
-    warehouse_id: int = 0
 
 
 @dataclass

@@ -8,8 +8,8 @@ from temporalio import activity
 
 from activities.common import logger, refusals_as
 from adapters.notify import NotificationClient
-from models.messages import render
-from models.steps import CustomerNotice, ErrorType
+from domain.messages import render
+from contracts.steps import CustomerNotice, ErrorType
 
 
 @dataclass

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from temporalio import activity
 
 from adapters.orders_repo import OrdersRepo
-from models.order import OrderSnapshot
+from contracts.order import OrderSnapshot
 from observability import STATUS_CHANGES
 
 

@@ -10,9 +10,9 @@ from temporalio.exceptions import ApplicationError
 from activities.common import logger, refusals_as
 from adapters.acquiring import AcquiringClient
 from adapters.errors import ExternalRefusal
-from models.order import OrderLine
-from models.payments import BundleItem
-from models.steps import (
+from contracts.order import OrderLine, PaymentState
+from adapters.wire.acquiring import BundleItem
+from contracts.steps import (
     CaptureRequest,
     ErrorType,
     PaymentRegistered,
@@ -64,7 +64,7 @@ class PaymentActivities:
         with refusals_as(ErrorType.PAYMENT_REFUSED):
             st = await self.acquiring.status(md_order=md_order)
         return PaymentStatusResult(
-            md_order=md_order, order_status=int(st.order_status), approved=st.approved,
+            md_order=md_order, state=st.state, approved=st.approved,
             deposited=st.deposited, refunded=st.refunded,
         )
 
@@ -88,7 +88,7 @@ class PaymentActivities:
                 await self.acquiring.decline(md_order=md_order)
             except ExternalRefusal as exc:
                 st = await self.acquiring.status(md_order=md_order)
-                if st.order_status in (1, 2):
+                if st.state in (PaymentState.held, PaymentState.captured):
                     raise ApplicationError(f"the payment {md_order} has just been made", md_order,
                                            type=ErrorType.ALREADY_PAID, non_retryable=True) from exc
                 raise

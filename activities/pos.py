@@ -8,8 +8,8 @@ from temporalio import activity
 
 from activities.common import logger, refusals_as
 from adapters.pos import PosClient
-from models.pos import PosLine, PosTask, PosTaskKind
-from models.steps import ErrorType, PosCancel, PosTaskRequest, StoreMessage
+from adapters.wire.pos import PosLine, PosTask, PosTaskKind
+from contracts.steps import ErrorType, PosCancel, PosTaskRequest, StoreMessage
 
 
 @dataclass

@@ -9,7 +9,7 @@ from temporalio import activity
 from activities.common import logger
 from adapters.ledger import Ledger
 from adapters.reservations_repo import ReservationsRepo
-from models.reservation import ReservationSnapshot, SettleResult, SettleTaken
+from contracts.reservation import ReservationSnapshot, SettleResult, SettleTaken
 
 
 @dataclass

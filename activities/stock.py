@@ -14,10 +14,11 @@ from activities.common import logger
 from adapters.ledger import Ledger, OutOfStock
 from adapters.rules_store import RulesStore
 from adapters.shortage_history import ShortageHistoryRepo
-from models.steps import ErrorType, ReholdRequest, ReserveRequest, SettleRequest, StockViewRequest
-from models.safety_stock import LearnedSafetyStock, SafetyStockPolicy, learn_safety_stock
-from models.sourcing_rules import SourcingRules
-from models.stock import Availability, StockView, available_units
+from contracts.steps import ErrorType, ReholdRequest, ReserveRequest, SettleRequest, StockViewRequest
+from contracts.stock import Availability, StockView
+from domain.availability import available_units
+from domain.safety_stock import LearnedSafetyStock, SafetyStockPolicy, learn_safety_stock
+from domain.sourcing_rules import SourcingRules
 
 
 @dataclass

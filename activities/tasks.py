@@ -8,7 +8,7 @@ from temporalio import activity
 
 from activities.common import logger
 from adapters.tasks_repo import TasksRepo
-from models.tasks import TaskClose, TaskReassign, TaskRef, TaskSpec
+from contracts.tasks import TaskClose, TaskReassign, TaskRef, TaskSpec
 
 
 @dataclass

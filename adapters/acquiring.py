@@ -33,13 +33,14 @@ import httpx
 
 from adapters.errors import ExternalRefusal
 from adapters.http import request
-from models.payments import (
+from adapters.wire.acquiring import (
     CURRENCY_ALPHA,
     CURRENCY_NUMERIC,
     BundleItem,
     PaymentRegistration,
     PaymentStatus,
     SbpQr,
+    payment_state,
 )
 
 SYSTEM = "acquiring"
@@ -245,7 +246,7 @@ class AcquiringClient:
         return PaymentStatus(
             md_order=str(md_order or attributes.get("mdOrder") or ""),
             order_number=str(body.get("orderNumber", order_number or "")),
-            order_status=int(body["orderStatus"]),
+            state=payment_state(int(body["orderStatus"])),
             approved=int(info.get("approvedAmount", 0)),
             deposited=int(info.get("depositedAmount", 0)),
             refunded=int(info.get("refundedAmount", 0)),

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from models.stock import LocationInfo
+from contracts.stock import LocationInfo
 
 
 @dataclass(frozen=True)

@@ -14,18 +14,19 @@ import time
 from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import structlog
 
 from adapters.errors import ExternalRefusal
 from adapters.http import request
-from models.pickup_points import PickupPoint
-from models.carrier_payments import CodRegistry, CodRegistryLine, DeliveryOutcome, KeptUnits
-from models.couriers import (
+from contracts.carrier_payments import CodRegistry, CodRegistryLine, DeliveryOutcome, KeptUnits
+from contracts.pickup_points import PickupPoint
+from adapters.wire.couriers import (
     Booking,
     BookingRequest,
+    CdekOrderKind,
     Quote,
     ShipAddress,
     ShipmentUpdate,
@@ -44,7 +45,7 @@ TARIFF_BY_ENDS: dict[tuple[str, str], int] = {
     ("door", "door"): 139,
 }
 #: delivery_mode → our method
-MODE_METHOD = {1: "courier", 2: "pickup_point", 3: "courier", 4: "pickup_point", 6: "pickup_point", 7: "pickup_point"}
+MODE_METHOD: dict[int, Literal["courier", "pickup_point", "post"]] = {1: "courier", 2: "pickup_point", 3: "courier", 4: "pickup_point", 6: "pickup_point", 7: "pickup_point"}
 #: error codes meaning "an order with this number already exists" (the sandbox's first)
 DUPLICATE_CODES = {"v2_order_number_exists", "v2_entity_already_exists"}
 TOKEN_MARGIN_S = 60
@@ -275,7 +276,7 @@ class CdekClient:
             Quote(
                 carrier=self.carrier,
                 tariff=str(t["tariff_code"]),
-                method=MODE_METHOD.get(int(t.get("delivery_mode", 1)), "courier"),  # type: ignore[arg-type]
+                method=MODE_METHOD.get(int(t.get("delivery_mode", 1)), "courier"),
                 price=roubles_to_kopecks(t["delivery_sum"]),
                 days_min=int(t["period_min"]),
                 days_max=int(t["period_max"]),
@@ -375,7 +376,7 @@ class CdekClient:
         attributes{is_return, is_reverse, is_client_return, cdek_number, number, code,
         status_code, status_reason_code, status_date_time, city_name, city_code, deleted,
         related_entities[{type, uuid, cdek_number}]?}}``. The order kind decides what a status
-        means (:func:`models.couriers.cdek_status`): the DELIVERED of a return or reverse order
+        means (:func:`adapters.wire.couriers.cdek_status`): the DELIVERED of a return or reverse order
         is the parcel back with the sender (``returned``), not the customer's delivery. The
         flags default to false when a body leaves them out. ``deleted: true`` withdraws a status
         CDEK set by mistake: :attr:`ShipmentUpdate.deleted`, to be ignored by the receiver.
@@ -387,7 +388,7 @@ class CdekClient:
             code = str(attrs["code"])
             at = parse_cdek_time(str(attrs.get("status_date_time") or payload["date_time"]))
             flags = {k: _flag(attrs, k) for k in ("is_return", "is_reverse", "is_client_return")}
-            kind = "reverse" if flags["is_reverse"] else "return" if flags["is_return"] else "client_return" if flags["is_client_return"] else "direct"
+            kind: CdekOrderKind = "reverse" if flags["is_reverse"] else "return" if flags["is_return"] else "client_return" if flags["is_client_return"] else "direct"
             related = tuple(
                 str(e["uuid"]) for e in attrs.get("related_entities") or [] if str(e.get("type", "")).lower() in ("direct_order", "client_direct_order")
             )

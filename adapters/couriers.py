@@ -1,7 +1,7 @@
 """The carrier-neutral face of couriers: one :class:`Courier` protocol, two clients.
 
 Activities hold a :class:`CourierRegistry` and never care which carrier answers:
-``registry.get(booking.carrier).track(booking)``. Shapes are in :mod:`models.couriers`;
+``registry.get(booking.carrier).track(booking)``. Shapes are in :mod:`adapters.wire.couriers`;
 the wire details live in :mod:`adapters.cdek` (CDEK API v2) and :mod:`adapters.post`
 (Russian Post otpravka + SOAP tracking), after ``/work/shared/reference/couriers.md``.
 """
@@ -17,7 +17,7 @@ import structlog
 from adapters.cdek import CdekClient
 from adapters.errors import ExternalRefusal
 from adapters.post import RussianPostClient
-from models.couriers import Booking, BookingRequest, Quote, ShipAddress, TrackingEvent
+from adapters.wire.couriers import Booking, BookingRequest, Quote, ShipAddress, TrackingEvent
 
 log = structlog.get_logger("adapter.couriers")
 

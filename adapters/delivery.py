@@ -10,8 +10,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from models.delivery import hhmm
-from models.promise import CarrierRule, DeliveryMethod
+from domain.promise import CarrierRule
 
 
 @dataclass
@@ -31,10 +30,10 @@ class DeliveryRepo:
                 {"region": region},
             )
             return [
-                CarrierRule(carrier=r.carrier, method=DeliveryMethod(r.method), region=r.region, price=r.price,
-                            days_min=r.days_min, days_max=r.days_max, cutoff=hhmm(r.cutoff),  # type: ignore[arg-type]
-                            from_location_ids=frozenset(r.from_location_ids) if r.from_location_ids else None,
-                            currency=r.currency)
+                CarrierRule.parse(carrier=r.carrier, method=r.method, region=r.region, price=r.price,
+                                  days_min=r.days_min, days_max=r.days_max, cutoff=r.cutoff,
+                                  from_location_ids=list(r.from_location_ids) if r.from_location_ids else None,
+                                  currency=r.currency)
                 for r in rows
             ]
 

@@ -19,7 +19,7 @@ import httpx
 
 from adapters.errors import ExternalRefusal
 from adapters.http import request
-from models.erp import (
+from adapters.wire.erp import (
     ErpLocation,
     ErpOrderDoc,
     ErpPrice,
@@ -60,10 +60,12 @@ class ErpClient:
         resp = await request(self._http, SYSTEM, operation, method, f"{ODATA}/{entity}", auth=self._auth, **kwargs)
         if resp.status_code >= 400:
             raise ExternalRefusal(SYSTEM, operation, _error_text(resp), code=str(resp.status_code))
-        return resp.json()
+        body: dict[str, Any] = resp.json()
+        return body
 
     async def _get(self, operation: str, entity: str, **params: Any) -> dict[str, Any]:
-        return await self._call(operation, "GET", entity, params={"$format": "json", **params})
+        body: dict[str, Any] = await self._call(operation, "GET", entity, params={"$format": "json", **params})
+        return body
 
     async def _page(self, operation: str, entity: str, skip: int, top: int) -> tuple[list[dict[str, Any]], int, dict[str, Any]]:
         body = await self._get(operation, entity, **{"$skip": skip, "$top": top, "$inlinecount": "allpages"})

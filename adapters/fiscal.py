@@ -13,7 +13,7 @@ Marked goods: v5 sends each marked unit as its own item (quantity 1) with ``paym
 33 («товар, подлежащий маркировке средством идентификации, имеющим код маркировки», FFD 1.2
 tag 1212), ``mark_code.gs1m`` = the scanned DataMatrix text in base64 and
 ``mark_processing_mode: "0"``; v4 sends the FFD 1.05 tag 1162 as ``nomenclature_code``
-(:func:`models.marking.nomenclature_code`). A receipt's ``external_id`` is its idempotency key:
+(:func:`domain.marking.nomenclature_code`). A receipt's ``external_id`` is its idempotency key:
 a repeat is answered by the service with error 33 and the first receipt's ``uuid``, which this
 client returns as ``ReceiptRegistration(repeated=True)``.
 
@@ -32,8 +32,8 @@ import httpx
 
 from adapters.errors import ExternalRefusal
 from adapters.http import request
-from models.fiscal import FiscalReport, PaymentKind, ReceiptRegistration, ReceiptRequest
-from models.marking import nomenclature_code, parse_marking_code
+from contracts.fiscal import FiscalReport, PaymentKind, ReceiptRegistration, ReceiptRequest
+from domain.marking import nomenclature_code, parse_marking_code
 
 SYSTEM = "fiscal"
 #: the service's clock for ``timestamp`` ("dd.mm.yyyy HH:MM:SS", Moscow time)
@@ -195,6 +195,7 @@ def _code(body: dict[str, Any]) -> int | None:
 
 
 def _refusal(operation: str, resp: httpx.Response, body: dict[str, Any]) -> ExternalRefusal:
-    error = body.get("error") if isinstance(body.get("error"), dict) else {}
+    raw = body.get("error")
+    error: dict[str, Any] = raw if isinstance(raw, dict) else {}
     text = error.get("text") or f"HTTP {resp.status_code}: {resp.text[:200]}"
     return ExternalRefusal(SYSTEM, operation, str(text), code=str(error.get("code", f"HTTP{resp.status_code}")))

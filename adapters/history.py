@@ -1,7 +1,7 @@
 """Reading what Temporal knows about an order: event histories (the order and its shipments),
 visibility, and the operator actions on top of them (retry a parked step, reset a failed run).
 
-The pure part (turning events into a story for a person) is ``models/history.py``; the API
+The pure part (turning events into a story for a person) is ``adapters/story.py``; the API
 (``GET /v1/orders/{id}/history``) and the CLI (``orkestr order show``) both use this module.
 """
 
@@ -22,7 +22,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory, 
 from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.orders_repo import snapshot_to_json
-from models.history import (
+from adapters.story import (
     Story,
     attributes,
     build_story,
@@ -33,8 +33,8 @@ from models.history import (
     mask_story,
     workflow_task_boundaries,
 )
-from models.order import OrderSnapshot, order_workflow_id
-from models.recovery import RetryRequest
+from contracts.order import OrderSnapshot, order_workflow_id
+from contracts.recovery import RetryRequest
 from workflows.search import NAMES
 
 
@@ -73,7 +73,8 @@ async def history_json(client: Client, workflow_id: str, run_id: str | None = No
         if err.status == RPCStatusCode.NOT_FOUND:
             raise OrderNotFound(workflow_id) from err
         raise
-    return json.loads(history.to_json())
+    data: dict[str, Any] = json.loads(history.to_json())
+    return data
 
 
 async def order_histories(client: Client, order_id: str) -> dict[str, dict[str, Any]]:
@@ -164,7 +165,7 @@ def _core_message(text: str) -> str:
 
 def replay_workflows(spec: str | None) -> list[type]:
     """The worker's workflows, or ``module:Class[,module:Class]`` (e.g. a candidate version to check)."""
-    from worker import WORKFLOWS
+    from workflows.registry import WORKFLOWS
 
     if not spec:
         return list(WORKFLOWS)

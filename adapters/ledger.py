@@ -3,8 +3,8 @@
 Every change is a conditional single-statement UPDATE (the row lock is the
 statement's own), so concurrent reservations can never oversell; every change is
 keyed (reservation key, status transition) so a retried activity changes nothing.
-``available = on_hand - reserved - safety_stock`` of the location (``models.stock.available_units``;
-the conditional hold below is the same rule in SQL, ``models.stock.can_hold``).
+``available = on_hand - reserved - safety_stock`` of the location (``contracts.stock.available_units``;
+the conditional hold below is the same rule in SQL, ``contracts.stock.can_hold``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import TextClause
 
-from models.stock import Allocation, Availability, LocationInfo, StockLevel, available_units
+from contracts.stock import Allocation, Availability, LocationInfo, StockLevel
+from domain.availability import available_units
 
 
 class OutOfStock(Exception):

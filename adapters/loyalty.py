@@ -20,7 +20,7 @@ import httpx
 
 from adapters.errors import ExternalRefusal
 from adapters.http import request
-from models.loyalty import (
+from adapters.wire.loyalty import (
     Calculation,
     CartLine,
     CommitResult,

@@ -11,7 +11,7 @@ from pydantic import TypeAdapter
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from models.order import OrderSnapshot
+from contracts.order import OrderSnapshot
 
 _SNAPSHOT = TypeAdapter(OrderSnapshot)
 
@@ -22,7 +22,8 @@ def phone_hash(phone: str, salt: str = "") -> str:
 
 
 def snapshot_to_json(snapshot: OrderSnapshot) -> dict[str, Any]:
-    return _SNAPSHOT.dump_python(snapshot, mode="json")
+    data: dict[str, Any] = _SNAPSHOT.dump_python(snapshot, mode="json")
+    return data
 
 
 def snapshot_from_json(data: dict[str, Any]) -> OrderSnapshot:

@@ -25,7 +25,7 @@ import httpx
 
 from adapters.errors import ExternalRateLimited, ExternalRefusal
 from adapters.http import request
-from models.marketplace import (
+from contracts.marketplace import (
     Marketplace,
     MarketplaceLine,
     MarketplaceOrder,

@@ -2,7 +2,7 @@
 
 Store behaviour after ``shared/reference/erp-pos.md`` ("Store POS behaviour in the source
 cases"): the POS shows "assemble this order" / "cancel this reserve"; staff report back as
-events posted to the task's ``callback_url`` (parsed with ``models.pos.PosEvent``).
+events posted to the task's ``callback_url`` (parsed with ``adapters.wire.pos.PosEvent``).
 
 ``Authorization: Bearer <token>``; the ``httpx.AsyncClient`` base URL is the POS root
 (``.../pos``). Every side-effecting call is idempotent: tasks by ``task_id``,
@@ -18,7 +18,7 @@ import httpx
 
 from adapters.errors import ExternalRefusal
 from adapters.http import request
-from models.pos import PosLine, PosTask, PosTaskKind, PosTaskState, PosTaskStatus
+from adapters.wire.pos import PosLine, PosTask, PosTaskKind, PosTaskState, PosTaskStatus
 
 SYSTEM = "pos"
 

@@ -23,7 +23,7 @@ import structlog
 
 from adapters.errors import ExternalRefusal
 from adapters.http import request
-from models.couriers import (
+from adapters.wire.couriers import (
     Booking,
     BookingRequest,
     Quote,
@@ -31,7 +31,7 @@ from models.couriers import (
     TrackingEvent,
     post_status,
 )
-from models.pickup_points import PickupPoint
+from contracts.pickup_points import PickupPoint
 
 log = structlog.get_logger("adapter.post")
 

@@ -10,13 +10,14 @@ from pydantic import TypeAdapter
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from models.reservation import ReservationSnapshot
+from contracts.reservation import ReservationSnapshot
 
 _SNAPSHOT = TypeAdapter(ReservationSnapshot)
 
 
 def reservation_to_json(snapshot: ReservationSnapshot) -> dict[str, Any]:
-    return _SNAPSHOT.dump_python(snapshot, mode="json")
+    data: dict[str, Any] = _SNAPSHOT.dump_python(snapshot, mode="json")
+    return data
 
 
 @dataclass

@@ -4,7 +4,7 @@ refund computed exactly once per return.
 Concurrency: creating a return and computing a refund both lock the order's row in ``orders``
 (``SELECT … FOR UPDATE``) for the length of one short transaction, so two returns of one order
 are checked and priced one after the other: they can never both take the last unit, and each
-refund sees every refund computed before it (``models.refunds`` is cumulative: the kopecks
+refund sees every refund computed before it (``domain.refunds`` is cumulative: the kopecks
 carried by the first units go to whichever return comes first, and all returns together refund
 exactly what was paid).
 """
@@ -20,16 +20,18 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.orders_repo import snapshot_from_json
-from models.order import OrderSnapshot
-from models.refunds import DeliveryRefundPolicy, refund_return
-from models.returns import RefundClaim, RefundView, ReturnSnapshot, paid_lines, refund_view
+from contracts.order import OrderSnapshot
+from domain.refunds import DeliveryRefundPolicy, refund_return
+from contracts.returns import RefundClaim, RefundView, ReturnSnapshot
+from domain.returns import paid_lines, refund_view
 
 _SNAPSHOT = TypeAdapter(ReturnSnapshot)
 _REFUND = TypeAdapter(RefundView)
 
 
 def return_to_json(snapshot: ReturnSnapshot) -> dict[str, Any]:
-    return _SNAPSHOT.dump_python(snapshot, mode="json")
+    data: dict[str, Any] = _SNAPSHOT.dump_python(snapshot, mode="json")
+    return data
 
 
 def return_from_json(data: dict[str, Any]) -> ReturnSnapshot:
@@ -103,7 +105,7 @@ class ReturnsRepo:
             return await self._of_order(conn, order_id)
 
     async def settle_refund(self, claim: RefundClaim) -> RefundView:
-        """The refund of this return, computed once with ``models.refunds.refund_return`` over the
+        """The refund of this return, computed once with ``domain.refunds.refund_return`` over the
         units every earlier refund of the order took, and stored; a repeat answers the stored one.
         Raises ``OrderNotFound``, ``LookupError`` (no such return) or ``ValueError`` (too many units)."""
         async with self.engine.begin() as conn:

@@ -1,6 +1,6 @@
 """The sourcing rule set on disk: ``<dir>/active.toml`` in force, ``<dir>/history/`` every version.
 
-A draft is any TOML file (``models.sourcing_rules``). ``activate`` validates it, gives it the next
+A draft is any TOML file (``domain.sourcing_rules``). ``activate`` validates it, gives it the next
 version, writes it to ``history/NNNN.toml`` (never rewritten) with who activated it, when and why,
 then replaces ``active.toml`` atomically (write a temporary file, ``os.replace``), so a worker
 reading at that moment sees the old or the new file, never half of one. The worker reads
@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from models.sourcing_rules import SourcingRules, parse_rules, render_rules
+from domain.sourcing_rules import SourcingRules, parse_rules, render_rules
 
 __all__ = ["RulesStore", "RuleVersion"]
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from models.safety_stock import ShortageHistory, history_from_timelines
+from domain.safety_stock import ShortageHistory, history_from_timelines
 
 _EVENTS = text(
     """

@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from models.assignment import GROUPS, TaskContext, assign, next_in_group
-from models.tasks import TaskClose, TaskRef, TaskSpec, TaskStatus
+from domain.assignment import GROUPS, TaskContext, assign, next_in_group
+from contracts.tasks import TaskClose, TaskRef, TaskSpec, TaskStatus
 
 COLUMNS = ("id, kind, order_id, workflow_id, location_id, title, assignee, grp, priority, due_at, payload, "
            "result, status, created_at, updated_at")
@@ -111,7 +111,8 @@ class TasksRepo:
 
     async def list(self, *, status: str | None = None, assignee: str | None = None, kind: str | None = None,
                    order_id: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
-        where, params = ["TRUE"], {"limit": limit, "offset": offset}  # type: ignore[var-annotated]
+        where: list[str] = ["TRUE"]
+        params: dict[str, object] = {"limit": limit, "offset": offset}
         for col, value in (("status", status), ("assignee", assignee), ("kind", kind), ("order_id", order_id)):
             if value:
                 where.append(f"{col} = :{col}")

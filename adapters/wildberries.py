@@ -25,7 +25,7 @@ import httpx
 
 from adapters.errors import ExternalRateLimited, ExternalRefusal
 from adapters.http import request
-from models.marketplace import Marketplace, MarketplaceLine, MarketplaceOrder, StockLevel, StockPushResult
+from contracts.marketplace import Marketplace, MarketplaceLine, MarketplaceOrder, StockLevel, StockPushResult
 
 SYSTEM = "wildberries"
 MAX_STOCK_ITEMS = 1000

@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from adapters.db import make_engine
-        from worker import connect
+        from adapters.temporal import connect
 
         own_engine = engine is None
         app.state.engine = engine or make_engine(settings.database_url, pool_size=settings.db_pool_size)

@@ -9,6 +9,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from services.errors import Conflict, Invalid, NotFound, ServiceError, Unavailable
+
 
 class ApiError(Exception):
     def __init__(self, status: int, error: str, message: str, field: str | None = None, **extra: Any) -> None:
@@ -19,13 +21,14 @@ class ApiError(Exception):
             self.body["errors"] = [{"field": field, "message": message}]
 
 
-def update_refused(err: Exception, error: str, **extra: Any) -> ApiError:
-    """A workflow's Update validator (or handler) said no: 409 with the workflow's own message."""
-    from temporalio.exceptions import ApplicationError
+#: what each kind of service refusal is in HTTP
+STATUS: dict[type[ServiceError], int] = {NotFound: 404, Invalid: 422, Conflict: 409, Unavailable: 503}
 
-    cause = getattr(err, "cause", None)
-    message = cause.message if isinstance(cause, ApplicationError) else str(cause)
-    return ApiError(409, error, message, **extra)
+
+def from_service(err: ServiceError) -> ApiError:
+    """A service's refusal as the API's error (status by kind, the field named)."""
+    status = next((code for kind, code in STATUS.items() if isinstance(err, kind)), 409)
+    return ApiError(status, err.code, err.message, field=err.field, **err.extra)
 
 
 def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -45,6 +48,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(exc.body, status_code=exc.status)
+
+    @app.exception_handler(ServiceError)
+    async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
+        api = from_service(exc)
+        return JSONResponse(api.body, status_code=api.status)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

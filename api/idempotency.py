@@ -11,7 +11,8 @@ from typing import Any, Awaitable, Callable
 from fastapi.responses import JSONResponse
 
 from adapters.orders_repo import IdempotencyRepo
-from api.errors import ApiError
+from api.errors import ApiError, from_service
+from services.errors import ServiceError
 
 Run = Callable[[], Awaitable[tuple[int, dict[str, Any]]]]
 
@@ -40,8 +41,9 @@ async def idempotent(idem: IdempotencyRepo, *, key: str | None, scope: str, payl
                        field="Idempotency-Key")
     try:
         status, body = await run()
-    except ApiError as err:  # errors are part of the stored answer, as Stripe does
-        await idem.finish(key=key, scope=scope, status_code=err.status, body=err.body)
+    except (ApiError, ServiceError) as err:  # errors are part of the stored answer, as Stripe does
+        api = err if isinstance(err, ApiError) else from_service(err)
+        await idem.finish(key=key, scope=scope, status_code=api.status, body=api.body)
         raise
     except BaseException:
         await idem.release(key=key, scope=scope)

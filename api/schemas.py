@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from models.order import Channel, DeliveryMethod, PaymentMethod
+from contracts.order import Channel, DeliveryMethod, PaymentMethod
 
 PHONE = r"^\+?[0-9]{10,15}$"
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"

@@ -65,9 +65,9 @@ _CITIES = [
 
 
 def sourcing(runs: int = 500, seed: int = 20250305) -> Result:
-    """``models.sourcing.source`` on random 10-line carts over 100 locations (10 warehouses,
+    """``domain.sourcing.source`` on random 10-line carts over 100 locations (10 warehouses,
     90 stores in 6 cities; each SKU of the cart stocked at ~30 % of the locations)."""
-    from models.sourcing import Destination, LocationKind, SourceLocation, SourcingLine, SourcingRequest, source
+    from domain.sourcing import Destination, LocationKind, SourceLocation, SourcingLine, SourcingRequest, source
 
     rnd = random.Random(seed)
     locations = []
@@ -135,7 +135,7 @@ async def _load_demo(url: str, pool: int) -> tuple[Any, list[tuple[str, str, int
     from adapters.catalog import CatalogRepo
     from adapters.db import make_engine
     from adapters.ledger import Ledger
-    from models.stock import LocationInfo, StockLevel
+    from contracts.stock import LocationInfo, StockLevel
     from sandbox.demo_data import generate
 
     data = generate(42, 2000)
@@ -198,7 +198,7 @@ def reservations(seconds: float = 5.0, workers: int = 8, seed: int = 20250305) -
     """``Ledger.reserve`` (one line, unique key) from 8 concurrent workers for ``seconds``, over
     random stocked pairs of the full demo data; then 8 workers on one hot SKU (contention)."""
     from adapters.ledger import Ledger, OutOfStock
-    from models.stock import Allocation, StockLevel
+    from contracts.stock import Allocation, StockLevel
 
     async def hammer(ledger: Any, pairs: list[tuple[str, str]], tag: str) -> tuple[int, int, list[float], float]:
         done = refused = 0

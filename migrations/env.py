@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 from sqlmodel import SQLModel
 
-import models.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+import db.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 from adapters.db import sqlalchemy_url
 
 config = context.config

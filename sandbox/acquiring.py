@@ -51,7 +51,7 @@ Callbacks: HTTP GET to the order's ``dynamicCallbackUrl`` (or, when none was giv
 ``{config.orkestr_url}/callbacks/acquiring``) with ``mdOrder``, ``orderNumber``,
 ``operation`` (approved | deposited | reversed | refunded | declinedByTimeout), ``status``
 (1 success / 0 failure; a declined payment is ``approved`` + ``0``, ``deposited`` + ``0`` for a
-one-stage order), ``amount`` and ``checksum`` (:func:`models.payments.callback_checksum` with
+one-stage order), ``amount`` and ``checksum`` (:func:`adapters.wire.acquiring.callback_checksum` with
 ``config.acquiring_callback_secret``). Sent through :class:`sandbox.state.Outbox` (persisted, retried), one
 at a time per order so they arrive in order.
 
@@ -92,7 +92,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from pydantic import BaseModel
 
-from models.payments import CURRENCY_ALPHA, PaymentState, callback_checksum
+from adapters.wire.acquiring import CURRENCY_ALPHA, BankOrderStatus, callback_checksum
 from sandbox.common import Background, Faults, SandboxConfig
 from sandbox.state import Persisted
 
@@ -114,13 +114,13 @@ ACTION_DECLINED = (116, "Declined: insufficient funds")
 ACTION_TIMEOUT = (-2007, "Payment session timed out")
 
 PAYMENT_STATE_NAMES = {
-    PaymentState.REGISTERED: "CREATED",
-    PaymentState.HELD: "APPROVED",
-    PaymentState.DEPOSITED: "DEPOSITED",
-    PaymentState.REVERSED: "REVERSED",
-    PaymentState.REFUNDED: "REFUNDED",
-    PaymentState.ACS_STARTED: "STARTED",
-    PaymentState.DECLINED: "DECLINED",
+    BankOrderStatus.REGISTERED: "CREATED",
+    BankOrderStatus.HELD: "APPROVED",
+    BankOrderStatus.DEPOSITED: "DEPOSITED",
+    BankOrderStatus.REVERSED: "REVERSED",
+    BankOrderStatus.REFUNDED: "REFUNDED",
+    BankOrderStatus.ACS_STARTED: "STARTED",
+    BankOrderStatus.DECLINED: "DECLINED",
 }
 
 
@@ -213,7 +213,7 @@ class Order:
     bundle: dict[str, Any] | None
     json_params: dict[str, Any]
     created_ms: int = field(default_factory=_now_ms)
-    status: PaymentState = PaymentState.REGISTERED
+    status: BankOrderStatus = BankOrderStatus.REGISTERED
     action_code: int = ACTION_REGISTERED[0]
     action_description: str = ACTION_REGISTERED[1]
     approved: int = 0
@@ -304,7 +304,8 @@ def _parse_bundle(raw: str, amount: int) -> dict[str, Any] | None:
             f"[orderBundle] items sum to {total}, amount is {amount}",
             f"Сумма позиций [orderBundle] {total} не равна сумме заказа {amount}",
         )
-    return bundle
+    parsed: dict[str, Any] = bundle
+    return parsed
 
 
 class AcquiringSim(Persisted):
@@ -337,7 +338,7 @@ class AcquiringSim(Persisted):
         time), and auto mode pays what it had not paid yet."""
         now = _now_ms()
         for order in self.orders.values():
-            if order.status == PaymentState.REGISTERED:
+            if order.status == BankOrderStatus.REGISTERED:
                 left_s = max(0.0, (order.created_ms + order.session_timeout_s * 1000 - now) / 1000)
                 self.bg.spawn(self._expire_later(order.md_order, left_s))
                 if self.config.auto:
@@ -427,7 +428,7 @@ class AcquiringSim(Persisted):
                 log.info("acquiring.idempotent_repeat", key=key, operation=fingerprint[0])
                 return stored[1]
         try:
-            answer = act()
+            answer: dict[str, Any] = act()
         except GatewayError as exc:
             answer = exc.answer()
         if key:
@@ -441,7 +442,7 @@ class AcquiringSim(Persisted):
 
         def act() -> dict[str, Any]:
             _no_hold_for_sbp(order, "deposit")
-            if order.status != PaymentState.HELD:
+            if order.status != BankOrderStatus.HELD:
                 raise GatewayError("7", "Payment must be in correct state", "Платёж должен быть в корректном состоянии")
             value = amount or order.approved
             if value < 0 or value > order.approved:
@@ -451,7 +452,7 @@ class AcquiringSim(Persisted):
                     f"Сумма списания должна быть от 0 до одобренной {order.approved}",
                 )
             order.deposited = value
-            order.status = PaymentState.DEPOSITED
+            order.status = BankOrderStatus.DEPOSITED
             order.deposited_ms = _now_ms()
             order.op("deposited", value)
             self._callback(order, "deposited", 1, value)
@@ -465,9 +466,9 @@ class AcquiringSim(Persisted):
 
         def act() -> dict[str, Any]:
             _no_hold_for_sbp(order, "reverse")
-            if order.status != PaymentState.HELD:
+            if order.status != BankOrderStatus.HELD:
                 raise GatewayError("7", "Payment must be in correct state", "Платёж должен быть в корректном состоянии")
-            order.status = PaymentState.REVERSED
+            order.status = BankOrderStatus.REVERSED
             order.op("reversed", order.approved)
             self._callback(order, "reversed", 1, order.approved)
             return {"errorCode": "0", "errorMessage": "Success"}
@@ -483,11 +484,11 @@ class AcquiringSim(Persisted):
             if md is None:
                 raise GatewayError("6", "No such order", "Заказ не найден")
             order = self.orders[md]
-        if order.status == PaymentState.REGISTERED:
-            order.status = PaymentState.DECLINED  # actionCode stays "no payment attempts"
+        if order.status == BankOrderStatus.REGISTERED:
+            order.status = BankOrderStatus.DECLINED  # actionCode stays "no payment attempts"
             order.op("declined", order.amount)
             log.info("acquiring.declined_by_merchant", md_order=order.md_order)
-        elif order.status != PaymentState.DECLINED:
+        elif order.status != BankOrderStatus.DECLINED:
             raise GatewayError(
                 "7",
                 "Order is already paid: reverse or refund it instead",
@@ -502,7 +503,7 @@ class AcquiringSim(Persisted):
         raw_bundle = params.get("orderBundle", "")
 
         def act() -> dict[str, Any]:
-            if order.status != PaymentState.DEPOSITED:
+            if order.status != BankOrderStatus.DEPOSITED:
                 raise GatewayError("7", "Payment must be in correct state", "Платёж должен быть в корректном состоянии")
             if amount <= 0 or amount > order.deposited - order.refunded:
                 raise GatewayError(
@@ -515,7 +516,7 @@ class AcquiringSim(Persisted):
             if bundle is not None:
                 order.refund_bundles.append(bundle)
             if order.refunded == order.deposited:
-                order.status = PaymentState.REFUNDED
+                order.status = BankOrderStatus.REFUNDED
             order.op("refunded", amount)
             self._callback(order, "refunded", 1, amount)
             return {"errorCode": "0", "errorMessage": "Success"}
@@ -652,7 +653,7 @@ class AcquiringSim(Persisted):
         if order.two_stage:
             raise GatewayError("7", "SBP payments are one-stage: register the order with register.do",
                                "Оплата через СБП только одностадийная: зарегистрируйте заказ через register.do")
-        if order.status != PaymentState.REGISTERED:
+        if order.status != BankOrderStatus.REGISTERED:
             raise GatewayError("7", "Payment must be in correct state", "Платёж должен быть в корректном состоянии")
         fmt = params.get("qrFormat", "matrix")
         if fmt not in ("matrix", "image"):
@@ -688,12 +689,12 @@ class AcquiringSim(Persisted):
     def sbp_reject(self, params: dict[str, str]) -> dict[str, Any]:
         """``sbp/c2b/qr/dynamic/reject.do``: close an unpaid QR (the order cannot be paid by it)."""
         order = self._sbp_order(params)
-        if order.status == PaymentState.REGISTERED:
+        if order.status == BankOrderStatus.REGISTERED:
             self.bg.touch("acquiring")
-            order.status = PaymentState.DECLINED
+            order.status = BankOrderStatus.DECLINED
             order.sbp_qr_status = "REJECTED"
             order.op("declined", order.amount)
-        elif order.status != PaymentState.DECLINED:
+        elif order.status != BankOrderStatus.DECLINED:
             raise GatewayError("7", "The QR is already paid: refund it instead", "QR-код уже оплачен: сделайте возврат")
         return {"errorCode": "0", "errorMessage": "Success"}
 
@@ -704,7 +705,7 @@ class AcquiringSim(Persisted):
         order = self.orders.get(md_order)
         if order is None:
             raise KeyError(md_order)
-        if order.status != PaymentState.REGISTERED:
+        if order.status != BankOrderStatus.REGISTERED:
             raise ValueError(f"order is {order.status.name.lower()}, not awaiting payment")
         order.masked_pan = None if order.sbp_qr_id else SANDBOX_MASKED_PAN
         if order.sbp_qr_id:
@@ -714,17 +715,17 @@ class AcquiringSim(Persisted):
             order.approved = order.amount
             order.action_code, order.action_description = ACTION_APPROVED
             if order.two_stage:
-                order.status = PaymentState.HELD
+                order.status = BankOrderStatus.HELD
                 order.op("approved", order.amount)
             else:
-                order.status = PaymentState.DEPOSITED
+                order.status = BankOrderStatus.DEPOSITED
                 order.deposited = order.amount
                 order.deposited_ms = _now_ms()
                 order.op("deposited", order.amount)
             self._bind(order)
             self._callback(order, operation, 1, order.amount)
         else:
-            order.status = PaymentState.DECLINED
+            order.status = BankOrderStatus.DECLINED
             order.action_code, order.action_description = ACTION_DECLINED
             if action_code is not None:
                 order.action_code, order.action_description = action_code, f"Declined (action code {action_code})"
@@ -736,9 +737,9 @@ class AcquiringSim(Persisted):
     def expire(self, md_order: str) -> bool:
         self.bg.touch("acquiring")
         order = self.orders.get(md_order)
-        if order is None or order.status != PaymentState.REGISTERED:
+        if order is None or order.status != BankOrderStatus.REGISTERED:
             return False
-        order.status = PaymentState.DECLINED
+        order.status = BankOrderStatus.DECLINED
         if order.sbp_qr_id:
             order.sbp_qr_status = "REJECTED"
         order.action_code, order.action_description = ACTION_TIMEOUT
@@ -754,7 +755,7 @@ class AcquiringSim(Persisted):
     async def _auto_pay(self, md_order: str) -> None:
         await asyncio.sleep(self.config.auto_delay_s)
         order = self.orders.get(md_order)
-        if order is not None and order.status == PaymentState.REGISTERED:
+        if order is not None and order.status == BankOrderStatus.REGISTERED:
             self.pay(md_order, "approve")
 
     # --- callbacks ------------------------------------------------------------------------------
@@ -831,7 +832,7 @@ def _page(order: Order | None, md_order: str) -> str:
             f"<p>{html.escape(order.description)}</p>"
             f"<p class='amount'>Amount: <b>{html.escape(amount)}</b></p>"
         )
-        if order.status == PaymentState.REGISTERED:
+        if order.status == BankOrderStatus.REGISTERED:
             md = html.escape(order.md_order)
             buttons = (
                 f"<form method='post' action='{PAYMENT_PAGE_PATH}'>"
@@ -922,9 +923,9 @@ def router(sim: AcquiringSim) -> APIRouter:
         order = sim.orders.get(md)
         if order is None or outcome not in ("approve", "decline"):
             return HTMLResponse(_page(order, md), status_code=404 if order is None else 400)
-        if order.status != PaymentState.REGISTERED:
+        if order.status != BankOrderStatus.REGISTERED:
             return HTMLResponse(_page(order, md), status_code=409)
-        sim.pay(md, outcome)  # type: ignore[arg-type]
+        sim.pay(md, "approve" if outcome == "approve" else "decline")
         target = order.return_url if outcome == "approve" else (order.fail_url or order.return_url)
         url = str(httpx.URL(target).copy_merge_params({"orderId": md}))
         return RedirectResponse(url, status_code=303)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import structlog
 
@@ -81,7 +81,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
                 log.exception("sandbox.state_save_failed")
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI):  # type: ignore[no-untyped-def]
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         for sim in sims.values():
             start = getattr(sim, "start", None)
             if start is not None:
@@ -111,7 +111,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     _wire_errors(app, [importlib.import_module(f"sandbox.{m}") for m, _c in SIMULATORS])
 
     @app.middleware("http")
-    async def save_before_answering(request: Request, call_next: Any) -> Response:
+    async def save_before_answering(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         response = await call_next(request)
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             parts = request.url.path.strip("/").split("/")
@@ -139,7 +139,7 @@ def _wire_errors(app: FastAPI, modules: list[Any]) -> None:
     Drive endpoints (``/sandbox/...``) keep FastAPI's ``{"detail": ...}``."""
     shapers = [(prefix, m.wire_error) for m in modules for prefix in getattr(m, "WIRE_PREFIXES", ())]
 
-    def shaper(path: str) -> Any:
+    def shaper(path: str) -> Callable[[str, int, str], Response] | None:
         return next((fn for prefix, fn in shapers if path.startswith(prefix)), None)
 
     @app.exception_handler(StarletteHTTPException)

@@ -1265,6 +1265,7 @@ def router(sim: CdekSim) -> APIRouter:
             errors.append(_err("v2_invalid_format", f"Invalid value of tariff_code: unknown tariff {code!r}"))
         if errors:
             return JSONResponse({"errors": errors}, 400)
+        assert isinstance(code, int)  # an unknown or missing tariff_code is an error above
         price, lo, hi = tariff_quote(code, src, dst, weight)
         return JSONResponse(
             {

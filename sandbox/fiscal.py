@@ -14,7 +14,7 @@ Everything is under ``/fiscal/possystem/{v4|v5}``:
   "wait", error: null, timestamp}``. Money is in roubles with two decimals. Items:
   ``name, price, quantity, sum, payment_method, payment_object, vat{type, sum?}`` and
   - v4: ``measurement_unit``, ``payment_object`` as a name (``commodity``...),
-    ``nomenclature_code`` (FFD 1.05 tag 1162 in hex, :func:`models.marking.nomenclature_code`);
+    ``nomenclature_code`` (FFD 1.05 tag 1162 in hex, :func:`domain.marking.nomenclature_code`);
   - v5: ``measure`` (0 = pieces), ``payment_object`` as the FFD 1.2 number (1 commodity, 4
     service, 33 a marked commodity with its code...), ``mark_code{gs1m}`` (the DataMatrix text
     in base64; plain text is accepted too), ``mark_processing_mode: "0"``, ``mark_quantity``.
@@ -59,7 +59,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from models.marking import MarkingCodeError, decode_gs1m, from_nomenclature_code
+from domain.marking import MarkingCodeError, decode_gs1m, from_nomenclature_code
 from sandbox.common import Background, Faults, SandboxConfig
 from sandbox.state import Persisted
 

@@ -72,9 +72,6 @@ class NotifySim(Persisted):
 
     persisted: ClassVar[dict[str, Any]] = {"messages": list[Message]}
 
-    def restored(self) -> None:
-        self.by_client_id = {m.client_msg_id: m for m in self.messages}
-
     def __init__(self, config: SandboxConfig, bg: Background) -> None:
         self.config = config
         self.bg = bg
@@ -82,6 +79,9 @@ class NotifySim(Persisted):
         self.tokens = set(TOKENS)
         self.messages: list[Message] = []
         self.by_client_id: dict[str, Message] = {}
+
+    def restored(self) -> None:
+        self.by_client_id = {m.client_msg_id: m for m in self.messages}
 
     def send(self, channel: str, to: str, subject: str | None, text: str, client_msg_id: str) -> tuple[int, dict[str, Any]]:
         first = self.by_client_id.get(client_msg_id)

@@ -61,7 +61,7 @@ import base64
 import random
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, ClassVar
 
 import structlog
@@ -69,7 +69,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from models.marking import MarkingCodeError, gtin_from_barcode, parse_marking_code
+from domain.marking import MarkingCodeError, gtin_from_barcode, parse_marking_code
 from sandbox.common import Background, Faults, RateLimit, SandboxConfig
 from sandbox.demo_data import DemoData, marked, shared
 from sandbox.state import Persisted
@@ -451,7 +451,7 @@ class OzonSim(Persisted):
     def ship(self, body: dict[str, Any]) -> dict[str, Any]:
         p = self.posting(body.get("posting_number"))
         if p.status != "awaiting_packaging":
-            raise OzonError(3, f"POSTING_ALREADY_SHIPPED" if p.status == "awaiting_deliver" else f"INVALID_POSTING_STATUS: {p.status}")
+            raise OzonError(3, "POSTING_ALREADY_SHIPPED" if p.status == "awaiting_deliver" else f"INVALID_POSTING_STATUS: {p.status}")
         packages = body.get("packages") or []
         if not packages:
             raise OzonError(3, "packages: at least one package")

@@ -13,13 +13,13 @@ Wire (``Authorization: Bearer <token>``):
 * ``GET  /pos/v1/stores/{location_id}/tasks/{task_id}``;
 * ``POST /pos/v1/stores/{location_id}/notifications`` ``{id, text, task_id?}`` — idempotent by id.
 
-Events go to the task's ``callback_url`` with header ``X-Pos-Token`` (see ``models.pos.PosEvent``),
+Events go to the task's ``callback_url`` with header ``X-Pos-Token`` (see ``adapters.wire.pos.PosEvent``),
 through the outbox (``sandbox.state.Outbox``: persisted, retried like a real system).
 
 Drive (the store staff) under ``/sandbox/pos/{location_id}``: list tasks and
 notifications, and press ``assembled``, ``shortage``, ``ready``, ``issued``, ``received``,
 ``inspected``. ``assembled`` takes ``{"marking_codes": {sku: [code per unit]}}``: the Честный ЗНАК
-DataMatrix codes scanned for marked units (``models.marking``; a bad, foreign or repeated code is
+DataMatrix codes scanned for marked units (``domain.marking``; a bad, foreign or repeated code is
 422), sent in the event as each line's ``marking_codes`` (absent when none: older events are
 unchanged); auto mode scans a valid code for each unit of a marked SKU. Each answers with the event sent and the callback's HTTP status; acting on a
 cancelled task (or out of order) answers 409. Auto mode: ``assemble`` → assembled after
@@ -43,7 +43,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from sandbox.common import Background, Faults, SandboxConfig, send_once
-from models.marking import MarkingCodeError, generate_marking_code, gtin_from_barcode, parse_marking_code
+from domain.marking import MarkingCodeError, generate_marking_code, gtin_from_barcode, parse_marking_code
 from sandbox.demo_data import marked, shared
 from sandbox.state import Persisted
 
@@ -351,7 +351,7 @@ class PosSim(Persisted):
     async def _auto(self, task: Task) -> None:
         """The store staff doing the task by themselves (auto mode)."""
         delay = self.config.auto_delay_s
-        steps: list[tuple[float, str, Any]] = {
+        plans: dict[str, list[tuple[float, str, Any]]] = {
             "assemble": [(delay, "assembled", lambda: {"lines": self.scanned_lines(task, self.auto_codes(task))})],
             "set_aside": [
                 (delay, "ready", lambda: {"lines": self.all_lines(task)}),
@@ -361,7 +361,8 @@ class PosSim(Persisted):
                 (delay, "received", lambda: {"lines": self.all_lines(task)}),
                 (2 * delay, "inspected", lambda: {"accepted": self.all_lines(task), "rejected": []}),
             ],
-        }.get(task.kind, [])
+        }
+        steps = plans.get(task.kind, [])
         done = {e.get("event") for e in task.events}
         try:
             for wait_s, action, payload in steps:

@@ -392,18 +392,19 @@ class PostSim(Persisted):
     def history_xml(self, item: Item | None) -> str:
         records = []
         for op in item.operations if item else []:
+            assert item is not None
             city = city_by_postcode(op.index)
             records.append(
                 "<ns3:historyRecord>"
                 "<ns3:AddressParameters>"
-                f"<ns3:DestinationAddress><ns3:Index>{escape(item.index_to)}</ns3:Index>"  # type: ignore[union-attr]
-                f"<ns3:Description>{escape(_place(city_by_postcode(item.index_to), item.index_to))}</ns3:Description>"  # type: ignore[union-attr]
+                f"<ns3:DestinationAddress><ns3:Index>{escape(item.index_to)}</ns3:Index>"
+                f"<ns3:Description>{escape(_place(city_by_postcode(item.index_to), item.index_to))}</ns3:Description>"
                 "</ns3:DestinationAddress>"
                 f"<ns3:OperationAddress><ns3:Index>{escape(op.index)}</ns3:Index>"
                 f"<ns3:Description>{escape(_place(city, op.index))}</ns3:Description></ns3:OperationAddress>"
                 "</ns3:AddressParameters>"
                 "<ns3:ItemParameters>"
-                f"<ns3:Barcode>{escape(item.barcode)}</ns3:Barcode>"  # type: ignore[union-attr]
+                f"<ns3:Barcode>{escape(item.barcode)}</ns3:Barcode>"
                 "</ns3:ItemParameters>"
                 "<ns3:OperationParameters>"
                 f"<ns3:OperType><ns3:Id>{op.oper_type}</ns3:Id><ns3:Name>{escape(OPER_TYPES.get(op.oper_type, ''))}</ns3:Name></ns3:OperType>"
@@ -738,6 +739,7 @@ def router(sim: PostSim) -> APIRouter:
         mass = body.get("mass")
         if not isinstance(mass, int) or isinstance(mass, bool) or not 0 < mass <= MAX_MASS_G:
             errs.append(f"Некорректное значение поля mass: {mass!r}")
+            mass = 0  # refused below
         elif body.get("mail-type") == "ONLINE_PARCEL" and mass > ONLINE_PARCEL_MAX_G:
             errs.append(f"Некорректное значение поля mass: ONLINE_PARCEL до {ONLINE_PARCEL_MAX_G} г")
         insr = body.get("declared-value", body.get("insr-value", 0)) or 0
@@ -745,7 +747,8 @@ def router(sim: PostSim) -> APIRouter:
             errs.append(f"Некорректное значение поля declared-value: {insr!r}")
         if errs:
             return JSONResponse({"code": "ILLEGAL_ARGUMENT", "desc": "; ".join(errs)}, 400)
-        return JSONResponse(post_quote(str(body["index-from"]), str(body["index-to"]), body["mail-type"], mass, insr))
+        return JSONResponse(post_quote(str(body["index-from"]), str(body["index-to"]), body["mail-type"], mass,
+                                       int(insr)))
 
     @r.get("/post/1.0/user-shipping-points")
     async def shipping_points(request: Request) -> JSONResponse:

@@ -108,7 +108,8 @@ class StateStore:
         if row is None:
             return None
         self._hashes[system] = hashlib.sha256(row[0].encode()).hexdigest()
-        return json.loads(row[0])
+        state: dict[str, Any] = json.loads(row[0])
+        return state
 
     def save(self, system: str, state: dict[str, Any]) -> bool:
         """Write ``state`` unless it is what was last written; True if written."""
@@ -168,7 +169,7 @@ class RetryPolicy:
     timeout_s: float = 10.0
 
     def delay(self, attempts: int) -> float:
-        base = min(self.max_delay_s, self.first_delay_s * 2 ** max(0, attempts - 1))
+        base: float = min(self.max_delay_s, self.first_delay_s * 2 ** max(0, attempts - 1))
         return base * (0.75 + random.random() / 2)
 
 
@@ -209,7 +210,7 @@ class Outbox:
         now = time.time()
         request = {"json": json_body, "params": params, "headers": headers}
         with self.store.engine.begin() as c:
-            row_id = c.execute(
+            inserted = c.execute(
                 insert(outbox).values(
                     system=system,
                     key=f"{system}:{key}",
@@ -223,9 +224,10 @@ class Outbox:
                     deadline=now + self.policy.window_s,
                     created_at=now,
                 )
-            ).inserted_primary_key[0]
+            ).inserted_primary_key
+        assert inserted is not None  # an INSERT of one row always has its key
         self._kick(f"{system}:{key}")
-        return int(row_id)
+        return int(inserted[0])
 
     def resume(self) -> int:
         """Start a worker for every key with pending rows (after a restart); their count."""

@@ -66,7 +66,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from models.marking import MarkingCodeError, gtin_from_barcode, parse_marking_code
+from domain.marking import MarkingCodeError, gtin_from_barcode, parse_marking_code
 from sandbox.common import Background, Faults, RateLimit, SandboxConfig
 from sandbox.demo_data import DemoData, marked, shared
 from sandbox.state import Persisted
@@ -533,7 +533,9 @@ def router(sim: WildberriesSim) -> APIRouter:
 
         r.add_api_route(f"/wildberries{path}", handler, methods=[method], summary=summary, name=f"wb_{operation}")
 
-    pp = lambda req, name: req.path_params[name]  # noqa: E731
+    def pp(req: Request, name: str) -> str:
+        return str(req.path_params[name])
+
     route("GET", "/api/v3/orders/new", "orders_new", lambda req, _b: sim.new_orders(), "New orders", body=False)
     route("GET", "/api/v3/orders", "orders", lambda req, _b: sim.list_orders(dict(req.query_params)), "Orders, paged", body=False)
     route("POST", "/api/v3/orders/status", "status", lambda req, b: sim.statuses(b), "Statuses of orders")

@@ -5,15 +5,19 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from adapters.rules_store import RulesStore
 
 rules_app = typer.Typer(no_args_is_help=True, help="The sourcing rule set the worker loads: show, compare, activate.")
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
 
-def _store(directory: str | None):  # type: ignore[no-untyped-def]
+def _store(directory: str | None) -> RulesStore:
     from adapters.rules_store import RulesStore
     from settings import get_settings
 
@@ -90,7 +94,7 @@ def simulate(
 def rules_show(version: int | None = typer.Option(None, help="a version from the history (default: in force)"),
                rules_dir: str | None = typer.Option(None)) -> None:
     """Print the rule set in force (or a past version)."""
-    from models.sourcing_rules import render_rules
+    from domain.sourcing_rules import render_rules
 
     store = _store(rules_dir)
     try:
@@ -106,7 +110,7 @@ def rules_show(version: int | None = typer.Option(None, help="a version from the
 @rules_app.command("diff")
 def rules_diff(draft: Path = typer.Argument(..., help="draft TOML"), rules_dir: str | None = typer.Option(None)) -> None:
     """What the draft changes against the rules in force (exit 0 either way; 2 if the draft is invalid)."""
-    from models.sourcing_rules import diff_rules, parse_rules
+    from domain.sourcing_rules import diff_rules, parse_rules
 
     try:
         new = parse_rules(_read_draft(str(draft)))

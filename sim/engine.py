@@ -18,19 +18,19 @@ What happens, and which real code decides it:
 * **The ledger** (``ledger`` = on hand, ``reserved``) takes the ERP's figures at each import
   (hourly full import; with delta sync every minute) and, with POS events, store sales within
   5 minutes (then the ERP's later figure is taken less the POS sales it has not posted yet).
-  Availability is ``models.stock.available_units`` with the safety stock of
-  ``models.safety_stock`` (learned nightly from the shortages so far).
+  Availability is ``contracts.stock.available_units`` with the safety stock of
+  ``domain.safety_stock`` (learned nightly from the shortages so far).
 * **Online orders** (a day/week curve, the real catalogue, customers in and outside the store
-  cities, 15 % click & collect) are sourced by ``models.sourcing.source`` with the destination of
-  ``models.planning.destination`` and the weights of the policy, then held (``models.stock.can_hold``).
+  cities, 15 % click & collect) are sourced by ``domain.sourcing.source`` with the destination of
+  ``domain.planning.destination`` and the weights of the policy, then held (``contracts.stock.can_hold``).
   Customers only order what the storefront shows as available.
 * **Stores assemble** within their hours and daily capacity after a per-store picking time. A
   line whose units cannot be found is reported short. A shortage (and a store late past the
-  escalation ladder, ``models.shortages.ladder_step``) moves the shipment with
-  ``models.shortages.move_target`` when the policy re-sources automatically; otherwise — and when
+  escalation ladder, ``domain.shortages.ladder_step``) moves the shipment with
+  ``domain.shortages.move_target`` when the policy re-sources automatically; otherwise — and when
   no single location has it all — a person is asked: an operator reaches the customer within
   ``SUBSTITUTION_DEADLINE`` during working hours, else ``SUBSTITUTION_DEFAULT`` applies, and
-  ``models.shortages.shortage_outcome`` says what the answer does to the order.
+  ``domain.shortages.shortage_outcome`` says what the answer does to the order.
 
 Only what is needed for the measured numbers is modelled: payment is a delay (5 % never pay),
 delivery after hand-over is not modelled, prices and money are not involved.
@@ -47,11 +47,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from models.order import Address, Delivery, DeliveryMethod
-from models.planning import destination as order_destination
-from models.planning import source_location
-from models.safety_stock import LearnedSafetyStock, SafetyStockPolicy, ShortageHistory, learn_safety_stock
-from models.shortages import (
+from contracts.order import Address, Delivery, DeliveryMethod
+from domain.planning import destination as order_destination
+from domain.planning import source_location
+from domain.safety_stock import LearnedSafetyStock, SafetyStockPolicy, ShortageHistory, learn_safety_stock
+from domain.shortages import (
     SUBSTITUTION_DEADLINE,
     SUBSTITUTION_DEFAULT,
     ShortageOutcome,
@@ -61,9 +61,9 @@ from models.shortages import (
     moved_exclude,
     shortage_outcome,
 )
-from models.sourcing import Destination, SourcingLine, SourcingMode, SourcingRequest, haversine_km, source
-from models.stock import available_units, can_hold
-from models.tasks import TaskAction
+from domain.sourcing import Destination, SourcingLine, SourcingMode, SourcingRequest, haversine_km, source
+from domain.availability import available_units, can_hold
+from contracts.tasks import TaskAction
 from sim.world import OTHER_CITIES, Behaviour, Chain, Policy
 
 __all__ = ["START", "Simulation", "Outcome", "OrderIntent", "run"]
@@ -108,7 +108,7 @@ class Shipment:
     __slots__ = ("order", "n", "li", "lines", "held", "picked", "tried", "gen", "task_at", "sla", "state",
                  "attempts", "transfer", "dist")
 
-    def __init__(self, order: "Order", n: int, li: int, lines: list[list[Any]], transfer: bool, dist: float) -> None:
+    def __init__(self, order: "Order", n: int, li: int, lines: list[list[Any]], transfer: bool, dist: float | None) -> None:
         self.order, self.n, self.li = order, n, li
         self.lines = lines  # [[sku, qty, pos], ...]
         self.held: dict[int, int] = {}  # pair → units held in the ledger
@@ -120,7 +120,7 @@ class Shipment:
         self.state = "new"  # new | assembling | short | assembled | done | cancelled
         self.attempts = 0
         self.transfer = transfer
-        self.dist = dist
+        self.dist: float | None = dist  # km to the customer (None: a city with no coordinates)
 
 
 class Order:
@@ -234,7 +234,7 @@ class Simulation:
         self.chain, self.b, self.policy, self.seed = chain, behaviour, policy, seed
         self.days, self.warmup = days, warmup_days
         self.start, self.weekday0 = start, start.weekday()
-        self.carrier_rules = carrier_rules  # models.promise.CarrierRule: promised dates are measured when given
+        self.carrier_rules = carrier_rules  # domain.promise.CarrierRule: promised dates are measured when given
         self.horizon = (days + DRAIN_DAYS) * 1440.0
         self.rng_sales = random.Random(f"sales:{seed}")
         self.rng_store = random.Random(f"stores:{seed}")
@@ -283,7 +283,8 @@ class Simulation:
         for i, l in enumerate(self.locs):
             if self.is_store[i]:
                 cities[(l.region, l.city)].append(i)
-        self.cities: list[tuple[str, str, float, float, list[int]]] = []
+        #: (region, city, lat, lon, pickup stores there); no coordinates for a city with no location
+        self.cities: list[tuple[str, str, float | None, float | None, list[int]]] = []
         weights: list[float] = []
         store_total = sum(len(v) for v in cities.values())
         for (region, city), idx in sorted(cities.items()):
@@ -311,7 +312,7 @@ class Simulation:
                 return i
         dest = order_destination(Delivery(method=DeliveryMethod.courier,
                                           address=Address(region=region, city=city, line="", postcode="")), self.locs)
-        self.cities.append((region, city, dest.lat, dest.lon, []))  # type: ignore[arg-type]
+        self.cities.append((region, city, dest.lat, dest.lon, []))
         self.dest.append(dest)
         return len(self.cities) - 1
 
@@ -701,8 +702,8 @@ class Simulation:
 
     def _promise_days(self, shipments: Any, city: int, t: float) -> float | None:
         """Calendar days from the order to the last promised day of the best delivery option
-        (``models.delivery.delivery_options`` with the carrier rules), or None when none serves."""
-        from models.delivery import delivery_options, region_tz
+        (``domain.delivery.delivery_options`` with the carrier rules), or None when none serves."""
+        from domain.delivery import delivery_options, region_tz
 
         region = self.cities[city][0]
         now = self.now(t)
@@ -803,7 +804,7 @@ class Simulation:
         return "sold_meanwhile"
 
     def _move(self, sh: Shipment, t: float) -> bool:
-        """``models.shortages.move_target``: the whole shipment to one other location with everything."""
+        """``domain.shortages.move_target``: the whole shipment to one other location with everything."""
         o = sh.order
         if o.intent.pickup_store is not None:
             return False  # click & collect: a person decides (workflows/escalation.py)

@@ -23,8 +23,8 @@ from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from models.planning import REGION_UTC_OFFSET_MIN
-from models.sourcing_rules import SourcingRules, parse_rules
+from domain.planning import REGION_UTC_OFFSET_MIN
+from domain.sourcing_rules import SourcingRules, parse_rules
 from sim.engine import Outcome, OrderIntent, Simulation
 from sim.world import Behaviour, Chain, Policy
 

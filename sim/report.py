@@ -60,7 +60,9 @@ def table(outcomes: Sequence[Outcome]) -> str:
     body = [[f"({r['config']}) {r['label']}", f"{r['orders']:,}"] + [_fmt(r[k], kind) for k, _, kind in COLUMNS]
             for r in rows]
     widths = [max(len(x[i]) for x in [head] + body) for i in range(len(head))]
-    line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
     return "\n".join([line(head), "  ".join("-" * w for w in widths)] + [line(b) for b in body])
 
 

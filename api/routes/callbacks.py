@@ -20,9 +20,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.deps import SettingsDep, TemporalDep
 from api.errors import ApiError
 from adapters.cdek import CdekClient
-from models.order import CourierEvent, LineRequest, PaymentEvent, StoreEvent
-from models.payments import verify_callback
-from models.pos import PosEvent
+from adapters.wire.acquiring import verify_callback
+from adapters.wire.pos import PosEvent
+from contracts.order import CourierEvent, LineRequest, PaymentEvent, StoreEvent
 
 router = APIRouter(prefix="/callbacks", tags=["callbacks"])
 log = structlog.get_logger("api.callbacks")

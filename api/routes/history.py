@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from adapters.history import NothingToRetry, OrderNotFound, order_story, retry_order
 from api.deps import OrdersDep, TemporalDep
 from api.errors import ApiError
-from models.history import story_to_json
+from adapters.story import story_to_json
 
 router = APIRouter(prefix="/v1/orders", tags=["support"])
 

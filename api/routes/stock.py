@@ -3,7 +3,7 @@
 ``GET /v1/stock?sku=A&sku=B[&region=RU-MOW][&location=MSK-001&location=...]`` reads the ledger
 (``available = on_hand - reserved - safety stock``, never below zero) and answers, per SKU in
 the order asked, the locations that have it, the total, and a sentence such as
-"в наличии в 3 магазинах Москвы" (``models.availability``).
+"в наличии в 3 магазинах Москвы" (``domain.availability``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import LedgerDep
 from api.errors import ApiError
-from models.availability import summarize
+from domain.availability import summarize
 
 router = APIRouter(prefix="/v1/stock", tags=["stock"])
 

@@ -33,7 +33,7 @@ from ozonapi.seller.schemas.fbs_assembly_and_labeling import (  # noqa: E402
 )
 from ozonapi.seller.schemas.prices_and_stocks import ProductsStocksRequest  # noqa: E402
 
-from models.marking import generate_marking_code, gtin_from_barcode  # noqa: E402
+from domain.marking import generate_marking_code, gtin_from_barcode  # noqa: E402
 from sandbox.demo_data import marked, shared  # noqa: E402
 
 DATA = shared(42, 2000, True)

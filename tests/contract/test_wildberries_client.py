@@ -31,7 +31,7 @@ from wildberries_sdk.orders_fbs.models import (  # noqa: E402
 )
 from wildberries_sdk.items.models import PutV3StocksWarehouseIdRequest  # noqa: E402
 
-from models.marking import generate_marking_code, gtin_from_barcode  # noqa: E402
+from domain.marking import generate_marking_code, gtin_from_barcode  # noqa: E402
 from sandbox.demo_data import marked, shared  # noqa: E402
 
 DATA = shared(42, 2000, True)

@@ -15,7 +15,7 @@ from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from models.steps import StoreMessage
+from contracts.steps import StoreMessage
 from observability import make_activity_interceptor, metrics_app, tracing_interceptors, worker_runtime
 
 pytestmark = pytest.mark.e2e

@@ -230,7 +230,7 @@ async def test_customer_message_is_sent_once_per_status_change(stack: Any) -> No
 
     from activities.notify import NotifyActivities
     from adapters.notify import NotificationClient
-    from models.steps import CustomerNotice
+    from contracts.steps import CustomerNotice
 
     phone = next_phone()
     async with httpx.AsyncClient(base_url=f"{stack.sandbox_url}/notify/", timeout=10) as http:

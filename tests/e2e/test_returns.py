@@ -8,6 +8,9 @@ from typing import Any
 
 import pytest
 
+from adapters.returns_repo import ReturnsRepo
+from api.routes.returns import ReturnIn
+
 from helpers import courier_order, fresh_sku, ledger_row, md_order_of, next_phone, order_body, pay, task_for
 
 pytestmark = pytest.mark.e2e
@@ -147,33 +150,45 @@ async def test_return_refusals_name_the_field(stack: Any) -> None:
     assert (await stack.api.get("/v1/returns/RNOPE")).status_code == 404
 
 
-async def test_a_return_saved_by_a_request_that_died_is_started_by_its_retry(stack: Any) -> None:
-    """The API saved the return, then died before starting its workflow: the client's retry with the
-    same Idempotency-Key must start it, not answer 201 for a return nothing will ever process."""
-    from adapters.catalog import CatalogRepo
-    from adapters.ledger import Ledger
-    from adapters.returns_repo import ReturnsRepo
-    from api.routes.returns import ReturnIn, _create, new_return_id
+async def test_a_return_whose_request_died_is_answered_by_its_retry_never_orphaned(stack: Any) -> None:
+    """The API sent the return's update-with-start, then died before answering: the workflow claimed the
+    units and runs; the client's retry with the same Idempotency-Key finds that same return (one row,
+    one workflow), and a request that dies before the start leaves nothing behind."""
+    from services.returns import ReturnService, new_return_id
 
     class Crash(Exception):
         pass
 
-    class DyingTemporal:
-        async def start_workflow(self, *args: Any, **kwargs: Any) -> None:
+    class DiesAfterStarting:
+        def __init__(self, real: Any) -> None:
+            self.real = real
+
+        async def execute_update_with_start_workflow(self, *args: Any, **kwargs: Any) -> Any:
+            await self.real.execute_update_with_start_workflow(*args, **kwargs)
             raise Crash("the API process died here")
 
-    sku = await fresh_sku(stack, {"MSK-003": 1})
-    order = await delivered_order(stack, [(sku, 1)], phone=next_phone(), bonus=0)
+    class DiesBeforeStarting:
+        async def execute_update_with_start_workflow(self, *args: Any, **kwargs: Any) -> Any:
+            raise Crash("the API process died here")
+
+    sku = await fresh_sku(stack, {"MSK-003": 2})
+    order = await delivered_order(stack, [(sku, 2)], phone=next_phone(), bonus=0)
     order_id = order["order_id"]
     body = {"lines": [{"pos_id": 1, "qty": 1, "reason": "не подошёл размер"}], "method": "in_store", "store_id": "MSK-001"}
-    key = f"died-{order_id}"
+    request = ReturnIn.model_validate(body).request()
+    before = ReturnService(DiesBeforeStarting(), stack.engine, stack.settings)  # type: ignore[arg-type]
     with pytest.raises(Crash):
-        await _create(order_id, ReturnIn.model_validate(body), DyingTemporal(), ReturnsRepo(stack.engine),
-                      await Ledger(stack.engine).locations(), CatalogRepo(stack.engine), stack.settings, key)
+        await before.create(order_id, request, "died-before")
+    assert await ReturnsRepo(stack.engine).for_order(order_id) == []  # nothing saved, nothing to repair
+    key = f"died-{order_id}"
+    after = ReturnService(DiesAfterStarting(stack.temporal), stack.engine, stack.settings)  # type: ignore[arg-type]
+    with pytest.raises(Crash):
+        await after.create(order_id, request, key)
     r = await stack.api.post(f"/v1/orders/{order_id}/returns", json=body, headers={"Idempotency-Key": key})
     assert r.status_code == 201, r.text
     assert r.json()["return_id"] == new_return_id(order_id, key)  # the same return, not a second one
-    task = await task_for(stack, "MSK-001", order_id, kind="receive_return")  # its workflow runs now
+    assert [x.return_id for x in await ReturnsRepo(stack.engine).for_order(order_id)] == [r.json()["return_id"]]
+    task = await task_for(stack, "MSK-001", order_id, kind="receive_return")  # its workflow runs
     assert task["task_id"].startswith(f"return-{r.json()['return_id']}")
 
 

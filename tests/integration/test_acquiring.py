@@ -17,7 +17,8 @@ from fastapi import FastAPI, Request
 
 from adapters.acquiring import AcquiringClient
 from adapters.errors import ExternalRefusal, ExternalUnavailable
-from models.payments import BundleItem, PaymentState, callback_checksum, verify_callback
+from adapters.wire.acquiring import BundleItem, callback_checksum, verify_callback
+from contracts.order import PaymentState
 
 SECRET = "dev-callback-secret"  # SandboxConfig's default acquiring_callback_secret
 USER, PASSWORD = "orkestr-api", "orkestr"
@@ -117,7 +118,7 @@ async def test_hold_capture_partially_then_refund_in_two_parts(
     assert page.status_code == 200 and "ORD-1001" in page.text and "3000.00 RUB" in page.text
 
     before = await acquiring.status(md_order=reg.md_order)
-    assert (before.state, before.approved, before.masked_pan) == (PaymentState.REGISTERED, 0, None)
+    assert (before.state, before.approved, before.masked_pan) == (PaymentState.registered, 0, None)
 
     await pay(drive, reg.md_order)
     approved = await eventually(lambda: merchant.of(reg.md_order))
@@ -126,7 +127,7 @@ async def test_hold_capture_partially_then_refund_in_two_parts(
     assert verify_callback(approved[0], SECRET)
 
     held = await acquiring.status(md_order=reg.md_order)
-    assert held.state == PaymentState.HELD and held.approved == AMOUNT and held.deposited == 0
+    assert held.state == PaymentState.held and held.approved == AMOUNT and held.deposited == 0
     assert held.masked_pan and "**" in held.masked_pan and held.currency == "RUB"
 
     await acquiring.deposit(md_order=reg.md_order, amount=250_000, idempotency_key="ORD-1001:deposit")
@@ -139,13 +140,13 @@ async def test_hold_capture_partially_then_refund_in_two_parts(
     )
     st = await acquiring.status(order_number="ORD-1001")
     assert st.md_order == reg.md_order
-    assert (st.state, st.deposited, st.refunded) == (PaymentState.DEPOSITED, 250_000, 100_000)
+    assert (st.state, st.deposited, st.refunded) == (PaymentState.captured, 250_000, 100_000)
 
     with pytest.raises(ExternalRefusal) as too_much:
         await acquiring.refund(md_order=reg.md_order, amount=150_001, idempotency_key="ORD-1001:refund:3")
     assert too_much.value.code == "5"
     await acquiring.refund(md_order=reg.md_order, amount=150_000, idempotency_key="ORD-1001:refund:4")
-    assert (await acquiring.status(md_order=reg.md_order)).state == PaymentState.REFUNDED
+    assert (await acquiring.status(md_order=reg.md_order)).state == PaymentState.refunded
 
     cbs = await eventually(lambda: (lambda c: c if len(c) == 5 else None)(merchant.of(reg.md_order)))
     assert [(c["operation"], c["amount"]) for c in cbs] == [
@@ -210,7 +211,7 @@ async def test_reverse_releases_the_hold_once(
     await pay(drive, reg.md_order)
     await acquiring.reverse(md_order=reg.md_order, idempotency_key="ORD-3501:reverse")
     await acquiring.reverse(md_order=reg.md_order, idempotency_key="ORD-3501:reverse")
-    assert (await acquiring.status(md_order=reg.md_order)).state == PaymentState.REVERSED
+    assert (await acquiring.status(md_order=reg.md_order)).state == PaymentState.reversed
     with pytest.raises(ExternalRefusal) as late:
         await acquiring.deposit(md_order=reg.md_order, amount=0, idempotency_key="ORD-3501:deposit")
     assert late.value.code == "7"
@@ -224,7 +225,7 @@ async def test_declined_payment(acquiring: AcquiringClient, merchant: Merchant, 
     cb = (await eventually(lambda: merchant.of(reg.md_order)))[0]
     assert (cb["operation"], cb["status"]) == ("approved", "0") and verify_callback(cb, SECRET)
     st = await acquiring.status(md_order=reg.md_order)
-    assert st.state == PaymentState.DECLINED and st.approved == 0 and st.action_code != 0
+    assert st.state == PaymentState.declined and st.approved == 0 and st.action_code != 0
     with pytest.raises(ExternalRefusal) as refused:
         await acquiring.deposit(md_order=reg.md_order, amount=0, idempotency_key="ORD-4001:deposit")
     assert refused.value.code == "7"
@@ -238,7 +239,7 @@ async def test_session_timeout_declines_and_calls_back(
     cb = (await eventually(lambda: merchant.of(reg.md_order), timeout=6))[0]
     assert (cb["operation"], cb["status"]) == ("declinedByTimeout", "0") and verify_callback(cb, SECRET)
     st = await acquiring.status(md_order=reg.md_order)
-    assert st.state == PaymentState.DECLINED and st.action_code == -2007
+    assert st.state == PaymentState.declined and st.action_code == -2007
     assert (await drive.post(f"/sandbox/acquiring/orders/{reg.md_order}/pay", json={"outcome": "approve"})).status_code == 409
 
 
@@ -249,7 +250,7 @@ async def test_payment_page_buttons(acquiring: AcquiringClient, merchant: Mercha
     )
     assert resp.status_code == 303
     assert resp.headers["location"] == f"https://shop.example/paid?orderId={reg.md_order}"
-    assert (await acquiring.status(md_order=reg.md_order)).state == PaymentState.HELD
+    assert (await acquiring.status(md_order=reg.md_order)).state == PaymentState.held
     page = await drive.get(reg.form_url)
     assert "<button" not in page.text and "held" in page.text
 
@@ -261,7 +262,7 @@ async def test_auto_mode_approves_by_itself(make_sandbox: Any, merchant: Merchan
             reg = await register(client, merchant, "ORD-6001")
             cb = (await eventually(lambda: merchant.of(reg.md_order), timeout=5))[0]
             assert (cb["operation"], cb["status"]) == ("approved", "1")
-            assert (await client.status(md_order=reg.md_order)).state == PaymentState.HELD
+            assert (await client.status(md_order=reg.md_order)).state == PaymentState.held
 
 
 async def test_refusals_bad_credentials_and_bundle(acquiring: AcquiringClient, merchant: Merchant, sb: Any) -> None:
@@ -308,7 +309,7 @@ async def test_injected_faults_make_the_adapter_raise_unavailable(
     assert resp.status_code == 200
     with pytest.raises(ExternalUnavailable):
         await acquiring.status(md_order=reg.md_order)
-    assert (await acquiring.status(md_order=reg.md_order)).state == PaymentState.REGISTERED
+    assert (await acquiring.status(md_order=reg.md_order)).state == PaymentState.registered
 
     await drive.post("/sandbox/acquiring/faults", json={"latency_ms": 1000})
     async with httpx.AsyncClient(base_url=f"{sb.url}/acquiring", timeout=0.2) as http:
@@ -327,7 +328,7 @@ async def test_decline_closes_an_unpaid_order_and_is_refused_once_paid(
     await acquiring.decline(md_order=reg.md_order)
     await acquiring.decline(md_order=reg.md_order)  # a repeat (a retried activity) succeeds
     closed = await acquiring.status(md_order=reg.md_order)
-    assert closed.state == PaymentState.DECLINED and closed.approved == 0
+    assert closed.state == PaymentState.declined and closed.approved == 0
     resp = await drive.post(f"/sandbox/acquiring/orders/{reg.md_order}/pay", json={"outcome": "approve"})
     assert resp.status_code == 409  # the customer can no longer pay the closed link
     assert merchant.of(reg.md_order) == []  # the merchant asked: no callback
@@ -337,4 +338,4 @@ async def test_decline_closes_an_unpaid_order_and_is_refused_once_paid(
     with pytest.raises(ExternalRefusal) as refused:
         await acquiring.decline(md_order=paid.md_order)
     assert refused.value.code == "7" and "оплачен" in refused.value.message  # language=ru
-    assert (await acquiring.status(md_order=paid.md_order)).state == PaymentState.HELD
+    assert (await acquiring.status(md_order=paid.md_order)).state == PaymentState.held

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 
 from adapters.couriers import CdekClient, Courier
 from adapters.errors import ExternalRefusal, ExternalUnavailable
-from models.couriers import (
+from adapters.wire.couriers import (
     BookingRequest,
     ParcelItem,
     Recipient,

@@ -13,7 +13,7 @@ import pytest
 
 from adapters.erp import ErpClient
 from adapters.errors import ExternalRefusal, ExternalUnavailable
-from models.erp import ErpOrderDoc, ErpOrderItem, StockRow
+from adapters.wire.erp import ErpOrderDoc, ErpOrderItem, StockRow
 from sandbox.demo_data import WAREHOUSE_ID, generate
 
 USER, PASSWORD = "orkestr", "orkestr"

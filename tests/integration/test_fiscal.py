@@ -14,8 +14,8 @@ from fastapi import FastAPI, Request
 from adapters.errors import ExternalRefusal, ExternalUnavailable
 from adapters.fiscal import FiscalClient
 from conftest import wait_for
-from models.fiscal import PaymentKind, PaymentMethod, ReceiptItem, ReceiptOperation, ReceiptPayment, ReceiptRequest
-from models.marking import generate_marking_code, parse_marking_code
+from contracts.fiscal import PaymentKind, PaymentMethod, ReceiptItem, ReceiptOperation, ReceiptPayment, ReceiptRequest
+from domain.marking import generate_marking_code, parse_marking_code
 
 COMPANY = {"inn": "7707083893", "sno": "osn", "payment_address": "https://shop.example.ru", "email": "shop@example.ru"}
 GTIN = "04642000000015"  # the demo catalogue's first barcode 4642000000015 as GTIN-14 (check digit 5)

@@ -14,7 +14,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.carrier_payments import CarrierPaymentActivities
 from activities.fiscal import FiscalActivities
 from conftest import wait_for
-from models.marking import generate_marking_code
+from domain.marking import generate_marking_code
 from test_cdek import booking, cdek_env
 from test_fiscal import GTIN, fiscal_env, prepaid_receipt
 

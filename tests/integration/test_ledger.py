@@ -14,8 +14,8 @@ from sqlalchemy import text
 from adapters.catalog import CatalogRepo
 from adapters.delivery import DeliveryRepo
 from adapters.ledger import Ledger, OutOfStock, ReservationConflict
-from models.promise import DeliveryMethod
-from models.stock import Allocation, LocationInfo, StockLevel
+from domain.promise import DeliveryMethod
+from contracts.stock import Allocation, LocationInfo, StockLevel
 
 
 def uid() -> str:
@@ -156,7 +156,7 @@ async def test_availability_filters_by_region_and_location(engine: Any) -> None:
 
 
 async def test_seeded_carrier_rules_cover_the_demo_regions(engine: Any) -> None:
-    from models.planning import REGION_UTC_OFFSET_MIN
+    from domain.planning import REGION_UTC_OFFSET_MIN
     from sandbox.demo_data import generate
 
     repo = DeliveryRepo(engine)
@@ -204,9 +204,9 @@ async def test_rehold_changes_a_line_in_one_transaction(engine: Any) -> None:
 
 
 async def test_the_sql_hold_and_the_pure_availability_rule_agree(engine: Any) -> None:
-    """``models.stock.can_hold`` / ``available_units`` (used by the simulator and the availability
+    """``contracts.stock.can_hold`` / ``available_units`` (used by the simulator and the availability
     answer) and the conditional UPDATE of ``Ledger.reserve`` decide the same, case by case."""
-    from models.stock import available_units, can_hold
+    from domain.availability import available_units, can_hold
 
     cases = [(on_hand, held, safety, qty) for on_hand in (0, 1, 3) for held in (0, 1, 2) for safety in (0, 1)
              for qty in (1, 2) if held <= on_hand]

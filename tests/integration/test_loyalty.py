@@ -13,7 +13,7 @@ import pytest
 
 from adapters.errors import ExternalRefusal
 from adapters.loyalty import LoyaltyClient
-from models.loyalty import CartLine
+from adapters.wire.loyalty import CartLine
 
 WELCOME = 50_000
 

@@ -12,11 +12,11 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.marketplaces import CancelOrder, MarketplaceActivities, PackOrder, PullOrders, PushStock
+from activities.marketplaces import MarketplaceActivities
 from adapters.ozon import OzonClient
 from adapters.wildberries import WildberriesClient
-from models.marketplace import Marketplace, StockLevel
-from models.marking import generate_marking_code, gtin_from_barcode
+from contracts.marketplace import CancelOrder, Marketplace, PackOrder, PullOrders, PushStock, StockLevel
+from domain.marking import generate_marking_code, gtin_from_barcode
 from sandbox.demo_data import marked, shared
 
 DATA = shared(42, 2000, True)

@@ -12,8 +12,8 @@ import httpx
 from adapters.fiscal import FiscalClient
 from adapters.ozon import OzonClient
 from adapters.wildberries import WildberriesClient
-from models.marketplace import StockLevel
-from models.marking import generate_marking_code
+from contracts.marketplace import StockLevel
+from domain.marking import generate_marking_code
 from sandbox.demo_data import marked, shared
 from test_fiscal import COMPANY, GTIN, prepaid_receipt
 

@@ -14,8 +14,8 @@ import pytest
 from adapters.errors import ExternalRateLimited, ExternalRefusal, ExternalUnavailable
 from adapters.ozon import OzonClient
 from conftest import wait_for
-from models.marketplace import StockLevel
-from models.marking import generate_marking_code, gtin_from_barcode
+from contracts.marketplace import StockLevel
+from domain.marking import generate_marking_code, gtin_from_barcode
 from sandbox.demo_data import marked, shared
 
 DATA = shared(42, 2000, True)

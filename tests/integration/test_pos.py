@@ -1,7 +1,7 @@
 """The simulated store POS over real HTTP, through the real adapter (``adapters.pos.PosClient``).
 
 A tiny FastAPI app plays Orkestr: it receives the store's events, checks ``X-Pos-Token`` and
-parses each body with ``models.pos.PosEvent``, as Orkestr's API will.
+parses each body with ``adapters.wire.pos.PosEvent``, as Orkestr's API will.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from fastapi import FastAPI, Header, HTTPException
 
 from adapters.errors import ExternalRefusal
 from adapters.pos import PosClient
-from models.pos import PosEvent, PosEventKind, PosLine, PosQty, PosTask, PosTaskKind, PosTaskStatus
+from adapters.wire.pos import PosEvent, PosEventKind, PosLine, PosQty, PosTask, PosTaskKind, PosTaskStatus
 from sandbox.demo_data import generate
 
 CALLBACK_TOKEN = "test-pos-callback-token"

@@ -8,8 +8,8 @@ import random
 from datetime import datetime, timezone
 from typing import Any
 
-from models.marking import generate_marking_code, gtin_from_barcode, parse_marking_code
-from models.pos import PosLine, PosTask, PosTaskKind
+from domain.marking import generate_marking_code, gtin_from_barcode, parse_marking_code
+from adapters.wire.pos import PosLine, PosTask, PosTaskKind
 from sandbox.demo_data import marked
 from test_pos import DEMO, STORE, pos_sandbox
 

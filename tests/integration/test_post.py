@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -15,7 +15,7 @@ from conftest import wait_for
 
 from adapters.couriers import CdekClient, Courier, CourierRegistry, RussianPostClient
 from adapters.errors import ExternalRefusal, ExternalUnavailable
-from models.couriers import (
+from adapters.wire.couriers import (
     BookingRequest,
     ParcelItem,
     Recipient,

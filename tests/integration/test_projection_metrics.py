@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from activities.orders import ProjectionActivities
 from adapters.orders_repo import OrdersRepo
-from models.order import OrderStatus
+from contracts.order import OrderStatus
 from observability import refresh_orders_gauge
 from test_returns_db import order
 

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from adapters.ledger import Ledger
 from adapters.orders_repo import OrdersRepo
 from adapters.returns_repo import ReturnsRepo
-from models.order import (
+from contracts.order import (
     Channel,
     Customer,
     Delivery,
@@ -28,8 +28,9 @@ from models.order import (
     ShipmentView,
     Totals,
 )
-from models.returns import RefundClaim, ReturnLineRequest, ReturnRefused, ReturnSnapshot, ReturnStatus, check_request
-from models.returns import ReturnMethod
+from contracts.returns import RefundClaim, ReturnLineRequest, ReturnSnapshot, ReturnStatus
+from domain.returns import ReturnRefused, check_request
+from contracts.returns import ReturnMethod
 
 NOW = datetime(2026, 12, 1, 12, tzinfo=timezone.utc)
 
@@ -121,7 +122,7 @@ async def test_window_and_delivery_rules(engine: Any) -> None:
 
 
 async def test_set_on_hand_with_a_key_twice_in_one_delta_takes_the_last_level(engine: Any) -> None:
-    from models.stock import StockLevel
+    from contracts.stock import StockLevel
 
     sku = f"RS-{uuid.uuid4().hex[:8]}"
     await Ledger(engine).set_on_hand([StockLevel(sku, "MSK-002", 1), StockLevel(sku, "MSK-002", 2)])

@@ -15,7 +15,7 @@ from adapters.ledger import Ledger
 from adapters.orders_repo import OrdersRepo
 from adapters.rules_store import RulesStore
 from adapters.shortage_history import ShortageHistoryRepo
-from models.order import (
+from contracts.order import (
     Channel,
     Customer,
     Delivery,
@@ -28,8 +28,8 @@ from models.order import (
     TimelineEntry,
     Totals,
 )
-from models.steps import StockViewRequest
-from models.stock import LocationInfo, StockLevel
+from contracts.steps import StockViewRequest
+from contracts.stock import LocationInfo, StockLevel
 
 
 async def test_the_view_carries_the_active_rules_and_the_learned_safety_stock(engine: Any, tmp_path: Path) -> None:
@@ -64,5 +64,5 @@ async def test_the_view_carries_the_active_rules_and_the_learned_safety_stock(en
     view = await acts.load_stock_view(StockViewRequest(skus=[a, b]))
     assert view.rules_version == 1 and view.weights is not None and view.weights.split_penalty_km == 12.0
     got = {(x.sku, x.location_id): x for x in view.available}
-    assert (a, store) not in got  # reported short there lately: not offered (models.safety_stock rule 3)
+    assert (a, store) not in got  # reported short there lately: not offered (domain.safety_stock rule 3)
     assert got[(a, other)].available == 3  # no history there: nothing kept back

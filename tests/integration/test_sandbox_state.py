@@ -18,9 +18,9 @@ from adapters.loyalty import LoyaltyClient
 from adapters.notify import NotificationClient
 from adapters.pos import PosClient
 from conftest import ServedApp, free_port, wait_for
-from models.couriers import BookingRequest, ParcelItem, Recipient, ShipAddress
-from models.loyalty import CartLine
-from models.pos import PosLine, PosTask, PosTaskKind
+from adapters.wire.couriers import BookingRequest, ParcelItem, Recipient, ShipAddress
+from adapters.wire.loyalty import CartLine
+from adapters.wire.pos import PosLine, PosTask, PosTaskKind
 from sandbox.demo_data import generate
 
 DEMO = generate(42, 2000, small=True)

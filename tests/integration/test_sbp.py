@@ -12,7 +12,8 @@ from fastapi import FastAPI, Request
 from adapters.acquiring import AcquiringClient
 from adapters.errors import ExternalRefusal, ExternalUnavailable
 from conftest import wait_for
-from models.payments import BundleItem, PaymentState, verify_callback
+from adapters.wire.acquiring import BundleItem, verify_callback
+from contracts.order import PaymentState
 
 SECRET = "dev-callback-secret"
 
@@ -51,7 +52,7 @@ async def test_sbp_payment_then_partial_refunds(make_sandbox: Any, serve: Any) -
         # the customer pays in the bank app
         assert (await raw.post(f"/sandbox/acquiring/orders/{md}/pay", json={"outcome": "approve"})).status_code == 200
         status = await bank.status(md_order=md)
-        assert (status.state, status.deposited, status.payment_way, status.masked_pan) == (PaymentState.DEPOSITED, 799_000, "SBP_C2B", None)
+        assert (status.state, status.deposited, status.payment_way, status.masked_pan) == (PaymentState.captured, 799_000, "SBP_C2B", None)
         assert await bank.sbp_status(md_order=md, qr_id=qr.qr_id) == "ACCEPTED"
         # no hold: a "smaller capture" or a release does not exist for SBP
         with pytest.raises(ExternalRefusal) as err:
@@ -90,7 +91,7 @@ async def test_sbp_needs_a_one_stage_order_and_can_be_closed(make_sandbox: Any) 
                                data={"userName": "orkestr-api", "password": "orkestr", "mdOrder": md, "qrId": qr.qr_id})
         assert resp.json()["errorCode"] == "0"
         assert await bank.sbp_status(md_order=md, qr_id=qr.qr_id) == "REJECTED"
-        assert (await bank.status(md_order=md)).state == PaymentState.DECLINED
+        assert (await bank.status(md_order=md)).state == PaymentState.declined
 
 
 async def test_sbp_faults(make_sandbox: Any) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from adapters.catalog import CatalogRepo
 from adapters.ledger import Ledger
 from adapters.orders_repo import OrdersRepo
-from models.order import (
+from contracts.order import (
     Address,
     Channel,
     Customer,
@@ -26,8 +26,8 @@ from models.order import (
     PaymentView,
     Totals,
 )
-from models.sourcing_rules import SourcingRules, parse_rules
-from models.stock import LocationInfo, StockLevel
+from domain.sourcing_rules import SourcingRules, parse_rules
+from contracts.stock import LocationInfo, StockLevel
 from sim.world import Behaviour
 from sim.replay import load_replay, parse_period, run_replay
 

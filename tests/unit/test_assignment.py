@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from models.assignment import GROUPS, TaskContext, assign, choose_group, next_in_group, round_robin
+from domain.assignment import GROUPS, TaskContext, assign, choose_group, next_in_group, round_robin
 
 
 def test_rules_in_priority_order() -> None:

@@ -1,9 +1,9 @@
-"""models.availability: what the storefront says about a SKU's stock across the network."""
+"""domain.availability: what the storefront says about a SKU's stock across the network."""
 
 from __future__ import annotations
 
-from models.availability import summarize, summary_text
-from models.stock import Availability, LocationInfo
+from domain.availability import summarize, summary_text
+from contracts.stock import Availability, LocationInfo
 
 
 def loc(id_: str, city: str, kind: str = "store", pickup: bool = True) -> LocationInfo:

@@ -354,7 +354,7 @@ def test_temporal_schema_is_set_up_by_the_admin_tools(services: dict[str, Any]) 
     job = services["temporal-schema"]
     script = "\n".join(job["command"]) if isinstance(job["command"], list) else job["command"]
     for step in ("create", "setup-schema -v 0.0", "update-schema -d"):
-        assert f"temporal-sql-tool --db" in script and step in script, step
+        assert "temporal-sql-tool --db" in script and step in script, step
     assert "temporal:temporal" in script and "temporal_visibility:visibility" in script
     assert job.get("restart", "no") == "no"
     env = environment(job)

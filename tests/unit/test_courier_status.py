@@ -8,8 +8,8 @@ import pytest
 
 from adapters.cdek import kopecks_to_roubles, parse_cdek_time, roubles_to_kopecks
 from adapters.post import split_address, split_name
-from models.couriers import ShipmentStatus as S
-from models.couriers import TrackingEvent, cdek_status, latest_status, post_status
+from adapters.wire.couriers import ShipmentStatus as S
+from adapters.wire.couriers import TrackingEvent, cdek_status, latest_status, post_status
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
-"""models.delivery: carrier rules applied to a sourcing plan; lateness on the customer's calendar;
-models.planning.delivery_price takes the quoted price."""
+"""domain.delivery: carrier rules applied to a sourcing plan; lateness on the customer's calendar;
+domain.planning.delivery_price takes the quoted price."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from datetime import date, datetime, time, timedelta, timezone
 
 import pytest
 
-from models.delivery import delivery_options, shipment_late
-from models.order import Address, Delivery, DeliveryMethod as OrderMethod
-from models.planning import DEFAULT_DELIVERY_PRICE, delivery_price
-from models.promise import CarrierRule, DeliveryMethod
-from models.sourcing import PlannedShipment, SourcingLine
-from models.stock import LocationInfo
+from domain.delivery import delivery_options, shipment_late
+from contracts.order import Address, Delivery, DeliveryMethod as OrderMethod
+from domain.planning import DEFAULT_DELIVERY_PRICE, delivery_price
+from domain.promise import CarrierRule, DeliveryMethod
+from domain.sourcing import PlannedShipment, SourcingLine
+from contracts.stock import LocationInfo
 
 MSK_TZ = timezone(timedelta(hours=3))
 WH = LocationInfo(id="WH-ONLINE", name="Склад", kind="warehouse", city="Подольск", region="RU-MOS", lat=55.43,

@@ -1,11 +1,11 @@
-"""The order story (models/history.py) built from the golden histories: steps, failures, decisions, masking."""
+"""The order story (adapters/story.py) built from the golden histories: steps, failures, decisions, masking."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from models.history import build_story, iter_strings, mask_story, story_to_json
+from adapters.story import build_story, iter_strings, mask_story, story_to_json
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 SNAPSHOT = {"status": "completed", "customer": {"phone": "+79161234567", "name": "Анна Петрова",

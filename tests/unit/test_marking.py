@@ -1,4 +1,4 @@
-"""Marking codes (Честный ЗНАК DataMatrix for clothing and footwear): models/marking.py."""
+"""Marking codes (Честный ЗНАК DataMatrix for clothing and footwear): domain/marking.py."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import random
 import pytest
 from hypothesis import given, strategies as st
 
-from models.marking import (
+from domain.marking import (
     AI82,
     GS,
     MarkingCode,

@@ -1,4 +1,4 @@
-"""models.money: largest-remainder proration and Russian money formatting."""
+"""domain.money: largest-remainder proration and Russian money formatting."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from models.money import NBSP, format_money, prorate
+from domain.money import NBSP, format_money, prorate
 
 weights_st = st.lists(st.integers(min_value=0, max_value=10**6), min_size=1, max_size=30)
 total_st = st.integers(min_value=0, max_value=10**9)

@@ -1,11 +1,11 @@
-"""Pickup rules (models/pickup.py): hold window, reminder, promised ready date, partial pickup."""
+"""Pickup rules (domain/pickup.py): hold window, reminder, promised ready date, partial pickup."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from models.order import LineRequest, OrderLine
-from models.pickup import (
+from contracts.order import LineRequest, OrderLine
+from domain.pickup import (
     hold_window,
     local_text,
     ready_by,
@@ -14,7 +14,7 @@ from models.pickup import (
     taken_portions,
     transfer_days,
 )
-from models.stock import Allocation, LocationInfo
+from contracts.stock import Allocation, LocationInfo
 
 NOW = datetime(2026, 11, 23, 9, tzinfo=timezone.utc)
 

@@ -1,4 +1,4 @@
-"""models.promise: ready time from store hours, carrier cut-off, the promised window."""
+"""domain.promise: ready time from store hours, carrier cut-off, the promised window."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from models.promise import (
+from domain.promise import (
     CarrierRule,
     DeliveryMethod,
     handover_date,

@@ -1,4 +1,4 @@
-"""models.refunds: every kopeck and every bonus point comes back exactly once."""
+"""domain.refunds: every kopeck and every bonus point comes back exactly once."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.refunds import (
+from domain.refunds import (
     DeliveryRefundPolicy,
     PaidLine,
     ReturnRefund,

@@ -1,4 +1,4 @@
-"""The glue between an order's record and the exact refund math (models.returns → models.refunds)."""
+"""The glue between an order's record and the exact refund math (contracts.returns → domain.refunds)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.order import (
+from contracts.order import (
     Channel,
     Customer,
     Delivery,
@@ -22,17 +22,19 @@ from models.order import (
     ShipmentView,
     Totals,
 )
-from models.refunds import allocate, refund_return
-from models.returns import (
+from domain.refunds import allocate, refund_return
+from contracts.returns import (
     RefundView,
     ReturnLine,
     ReturnLineRequest,
     ReturnMethod,
-    ReturnRefused,
     ReturnSnapshot,
     ReturnStatus,
-    check_request,
     ExchangeRequest,
+)
+from domain.returns import (
+    ReturnRefused,
+    check_request,
     exchange_difference,
     inspect,
     paid_lines,

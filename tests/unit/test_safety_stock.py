@@ -1,4 +1,4 @@
-"""The learned safety stock rule (models.safety_stock): the arithmetic of the docstring, by hand."""
+"""The learned safety stock rule (domain.safety_stock): the arithmetic of the docstring, by hand."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from models.safety_stock import (
+from domain.safety_stock import (
     SafetyStockPolicy,
     ShortageHistory,
     history_from_timelines,

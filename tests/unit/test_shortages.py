@@ -1,11 +1,11 @@
-"""The pure decisions of a location that cannot assemble (models.shortages), shared by the
+"""The pure decisions of a location that cannot assemble (domain.shortages), shared by the
 workflows (escalation, substitution) and the simulator."""
 
 from __future__ import annotations
 
 from datetime import time, timedelta
 
-from models.shortages import (
+from domain.shortages import (
     ShortageOutcome,
     ladder_step,
     lines_left_after_shortage,
@@ -13,9 +13,9 @@ from models.shortages import (
     moved_exclude,
     shortage_outcome,
 )
-from models.sourcing import Destination, LocationKind, SourceLocation, SourcingLine, SourcingMode, SourcingRequest
-from models.stock import available_units, can_hold
-from models.tasks import TaskAction
+from domain.sourcing import Destination, LocationKind, SourceLocation, SourcingLine, SourcingMode, SourcingRequest
+from domain.availability import available_units, can_hold
+from contracts.tasks import TaskAction
 
 
 def test_availability_rule() -> None:
@@ -66,3 +66,19 @@ def test_what_an_operators_answer_does() -> None:
     assert shortage_outcome(TaskAction.substitute, kept=kept, other_shipments=[]) == ShortageOutcome.revise
     assert shortage_outcome(TaskAction.remove, kept=lines, other_shipments=[]) == ShortageOutcome.revise
     assert shortage_outcome(TaskAction.cancel, kept=lines, other_shipments=["s2"]) == ShortageOutcome.cancel_order
+
+
+def test_the_workflows_decide_with_these_functions() -> None:
+    """The simulator measures these rules; the workflows call the same functions, not copies of them."""
+    import domain.planning as planning
+    import domain.shortages as rules
+    from workflows import escalation, fulfillment, order_placement, order_substitutions
+
+    assert escalation.ladder_step is rules.ladder_step
+    assert (fulfillment.move_target, fulfillment.moved_exclude) == (rules.move_target, rules.moved_exclude)
+    assert fulfillment.sourcing_request is planning.sourcing_request
+    assert order_placement.plan_shipments is planning.plan_shipments
+    assert order_substitutions.shortage_outcome is rules.shortage_outcome
+    assert order_substitutions.lines_left_after_shortage is rules.lines_left_after_shortage
+    assert (order_substitutions.SUBSTITUTION_DEADLINE, order_substitutions.SUBSTITUTION_DEFAULT) == (
+        rules.SUBSTITUTION_DEADLINE, rules.SUBSTITUTION_DEFAULT)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.sourcing import SourcingRequest, source
+from domain.sourcing import SourcingRequest, source
 from sim.engine import Simulation, run
 from sim.world import CONFIGURATIONS, Behaviour, chain_from_demo
 
@@ -53,7 +53,7 @@ def test_listing_only_the_locations_that_hold_the_cart_changes_no_plan(chain) ->
     sim = Simulation(chain, SMALL, CONFIGURATIONS["a"], seed=1, days=1, warmup_days=0)
     checked = 0
     for intent in sim.intents[:300]:
-        from models.sourcing import SourcingLine
+        from domain.sourcing import SourcingLine
 
         lines = [SourcingLine(i + 1, sku, q) for i, (sku, q) in enumerate(intent.lines)]
         short = sim._request(lines, intent.city, intent.pickup_store, intent.at)

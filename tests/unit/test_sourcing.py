@@ -1,4 +1,4 @@
-"""models.sourcing: where each line ships from, and why."""
+"""domain.sourcing: where each line ships from, and why."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.sourcing import (
+from domain.sourcing import (
     Destination,
     LocationKind,
     PlannedShipment,

@@ -1,5 +1,5 @@
-"""The sourcing rule file (models.sourcing_rules) and its store (adapters.rules_store): load,
-activate, history, and the weights models.sourcing applies."""
+"""The sourcing rule file (domain.sourcing_rules) and its store (adapters.rules_store): load,
+activate, history, and the weights domain.sourcing applies."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from adapters.rules_store import RulesStore
-from models.safety_stock import SafetyStockPolicy
-from models.sourcing import (
+from domain.safety_stock import SafetyStockPolicy
+from domain.sourcing import (
     Destination,
     LocationKind,
     SourceLocation,
@@ -20,7 +20,7 @@ from models.sourcing import (
     SourcingWeights,
     source,
 )
-from models.sourcing_rules import SourcingRules, diff_rules, parse_rules, render_rules
+from domain.sourcing_rules import SourcingRules, diff_rules, parse_rules, render_rules
 
 DRAFT = """
 note = "reliability after the March run"
@@ -112,7 +112,7 @@ def test_the_rules_commands(tmp_path: Path) -> None:
     assert refused.exit_code == 2 and "weights.distance" in refused.output
 
 
-# --- the weights in models.sourcing ---------------------------------------------------------------
+# --- the weights in domain.sourcing ---------------------------------------------------------------
 
 def _loc(id: str, city: str, lat: float, lon: float, kind: LocationKind = LocationKind.STORE, cap: int | None = None,
          assigned: int = 0) -> SourceLocation:

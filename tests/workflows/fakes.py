@@ -10,9 +10,11 @@ from typing import Any, Callable
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from models.order import OrderLine, OrderSnapshot
-from models.steps import (
+from contracts.order import OrderLine, OrderSnapshot, PaymentState
+from contracts.steps import (
     BookedShipment,
+    CarrierRuleRow,
+    CarrierRulesRequest,
     CaptureRequest,
     CustomerNotice,
     ErpMovement,
@@ -37,7 +39,8 @@ from models.steps import (
     StoreMessage,
     TrackingResult,
 )
-from models.stock import Availability, LocationInfo, StockView
+from contracts.stock import Availability, LocationInfo, StockView
+from domain.promise import CarrierRule
 
 MSK = LocationInfo(id="MSK-001", name="Москва, Тверская", kind="store", city="Москва", region="RU-MOW",
                    lat=55.76, lon=37.61, opens_at=None, closes_at=None)
@@ -53,7 +56,7 @@ class World:
     held: dict[str, tuple[str, str, int]] = field(default_factory=dict)  # key -> (sku, loc, qty)
     consumed: dict[str, tuple[str, str, int]] = field(default_factory=dict)
     calls: Counter[str] = field(default_factory=Counter)
-    payment_status: int = 0
+    payment_status: PaymentState = PaymentState.registered  # what the bank answers when asked
     captured: list[int] = field(default_factory=list)
     reversed: int = 0
     loyalty: str = "none"  # none | held | committed | rolled_back
@@ -67,6 +70,7 @@ class World:
     bonus_balance_spent: int = 0
     declined: list[str] = field(default_factory=list)  # payment registrations closed (decline.do)
     erp_orders: list[ErpOrderExport] = field(default_factory=list)  # customer orders updated in the ERP
+    carrier_rules: list[CarrierRule] = field(default_factory=list)  # none: the default delivery price
 
     def units_held(self) -> int:
         return sum(q for _, _, q in self.held.values())
@@ -134,6 +138,12 @@ class World:
                     units += w.consumed[key][2]
             return units
 
+        @activity.defn(name="load_carrier_rules")
+        async def load_carrier_rules(req: CarrierRulesRequest) -> list[CarrierRuleRow]:
+            return [CarrierRuleRow(carrier=r.carrier, method=r.method.value, region=r.region, price=r.price,
+                                   days_min=r.days_min, days_max=r.days_max, cutoff=r.cutoff.strftime("%H:%M"))
+                    for r in w.carrier_rules if r.region == req.region]
+
         @activity.defn(name="save_order")
         async def save_order(s: OrderSnapshot) -> None:
             w.snapshots.append(s)
@@ -186,7 +196,7 @@ class World:
         @activity.defn(name="payment_status")
         async def payment_status(md_order: str) -> PaymentStatusResult:
             w.calls["payment_status"] += 1
-            return PaymentStatusResult(md_order=md_order, order_status=w.payment_status)
+            return PaymentStatusResult(md_order=md_order, state=w.payment_status)
 
         @activity.defn(name="capture_payment")
         async def capture_payment(req: CaptureRequest) -> None:
@@ -201,7 +211,7 @@ class World:
         @activity.defn(name="decline_payment")
         async def decline_payment(md_order: str) -> None:
             w.calls["decline_payment"] += 1
-            if w.payment_status in (1, 2):
+            if w.payment_status in (PaymentState.held, PaymentState.captured):
                 raise ApplicationError("already paid", type=ErrorType.ALREADY_PAID, non_retryable=True)
             w.declined.append(md_order)
 
@@ -247,7 +257,7 @@ class World:
         async def track_shipment(b: BookedShipment) -> TrackingResult:
             return TrackingResult(status="created")
 
-        return [load_stock_view, reserve_stock, rehold_stock, release_stock, consume_stock, save_order, price_cart, begin_loyalty,
+        return [load_carrier_rules, load_stock_view, reserve_stock, rehold_stock, release_stock, consume_stock, save_order, price_cart, begin_loyalty,
                 commit_loyalty, rollback_loyalty, activate_bonus, register_payment, payment_status, capture_payment,
                 reverse_payment, decline_payment, export_order, update_erp_order, post_sale, notify_customer, create_pos_task, cancel_pos_task,
                 notify_store, book_shipment, cancel_shipment, track_shipment]

@@ -9,9 +9,9 @@ from typing import Any, Callable
 from temporalio import activity
 
 from fakes import World
-from models.assignment import GROUPS, TaskContext, assign, next_in_group
-from models.steps import PaymentRegistered, RegisterPayment
-from models.tasks import TaskClose, TaskReassign, TaskRef, TaskSpec
+from domain.assignment import GROUPS, TaskContext, assign, next_in_group
+from contracts.steps import PaymentRegistered, RegisterPayment
+from contracts.tasks import TaskClose, TaskReassign, TaskRef, TaskSpec
 
 
 @dataclass

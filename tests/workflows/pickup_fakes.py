@@ -11,8 +11,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from fakes import World
-from models.reservation import ReservationSnapshot, SettleResult, SettleTaken
-from models.steps import CustomerNotice, ErpMovement, ErrorType, PosCancel
+from contracts.reservation import ReservationSnapshot, SettleResult, SettleTaken
+from contracts.steps import CustomerNotice, ErpMovement, ErrorType, PosCancel
 
 
 @dataclass

@@ -1,20 +1,23 @@
 """Stand-in activities for ReturnWorkflow tests, registered under the real activity names.
 
-The refund is computed with the real pure math (``models.refunds`` through ``paid_lines``) over
+The refund is computed with the real pure math (``domain.refunds`` through ``paid_lines``) over
 a fixed order, keeping what earlier returns took, as ``adapters.returns_repo`` does in PostgreSQL."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
-from models.order import OrderLine
-from models.stock import Availability, LocationInfo, StockView
-from models.refunds import refund_return
-from models.returns import RefundClaim, RefundView, RestockRequest, ReturnSnapshot, paid_lines, refund_view
-from models.steps import (
+from contracts.order import OrderLine
+from contracts.stock import Availability, LocationInfo, StockView
+from domain.refunds import refund_return
+from contracts.returns import RefundClaim, RefundView, RestockRequest, ReturnInput, ReturnSnapshot, ReturnStatus
+from domain.returns import paid_lines, refund_view
+from contracts.steps import (
     BookedShipment,
     CaptureRequest,
     CustomerNotice,
@@ -66,6 +69,8 @@ class ReturnWorld:
     payments: list[RegisterPayment] = field(default_factory=list)
     captured: list[int] = field(default_factory=list)
     sales: list[ErpMovement] = field(default_factory=list)
+    registered: list[str] = field(default_factory=list)  # returns whose units were claimed
+    refuse_registration: tuple[int, str, str] | None = None  # (status, code, field) the rules answer
 
     def last(self) -> ReturnSnapshot:
         return self.snapshots[-1]
@@ -104,6 +109,18 @@ class ReturnWorld:
         @activity.defn(name="post_return_code")
         async def post_return_code(b: BookedShipment) -> str:
             return "123456"
+
+        @activity.defn(name="register_return")
+        async def register_return(inp: ReturnInput) -> ReturnSnapshot:
+            if w.refuse_registration is not None:
+                status, code, field_name = w.refuse_registration
+                raise ApplicationError(f"{field_name}: refused", status, code, field_name, type="ReturnRefused",
+                                       non_retryable=True)
+            at = inp.created_at or datetime(2026, 12, 1, tzinfo=timezone.utc)
+            w.registered.append(inp.return_id)
+            return ReturnSnapshot(return_id=inp.return_id, order_id=inp.order_id, status=ReturnStatus.registered,
+                                  method=inp.method, location_id=inp.location.id, lines=list(inp.lines),
+                                  created_at=at, updated_at=at, version=0, currency=inp.currency)
 
         @activity.defn(name="save_return")
         async def save_return(s: ReturnSnapshot) -> None:
@@ -192,7 +209,7 @@ class ReturnWorld:
         async def capture_payment(req: CaptureRequest) -> None:
             w.captured.append(req.amount)
 
-        return [load_stock_view, reserve_stock, release_stock, consume_stock, post_sale, register_payment,
+        return [register_return, load_stock_view, reserve_stock, release_stock, consume_stock, post_sale, register_payment,
                 capture_payment, create_pos_task, cancel_pos_task, notify_store, book_shipment, cancel_shipment, track_shipment,
                 post_return_code, save_return, settle_return_refund, refund_payment, return_bonus, restock_return,
                 post_return, notify_customer]

@@ -11,7 +11,7 @@ from typing import Any
 from temporalio.client import WorkflowHandle
 from temporalio.worker import Worker
 
-from models.order import (
+from contracts.order import (
     CancelRequest,
     CatalogLine,
     Channel,

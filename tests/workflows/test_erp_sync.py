@@ -33,7 +33,7 @@ from adapters.catalog import CatalogRepo  # noqa: E402
 from adapters.erp import ErpClient  # noqa: E402
 from adapters.errors import ExternalUnavailable  # noqa: E402
 from adapters.ledger import Ledger  # noqa: E402
-from models.steps import ImportResult  # noqa: E402
+from contracts.steps import ImportResult  # noqa: E402
 from workflows.erp_sync import ErpStockSyncWorkflow, SyncInput, SyncResult  # noqa: E402
 
 
@@ -208,7 +208,7 @@ async def test_stock_import_resumes_after_the_failed_page_without_rereading(stac
     monkeypatch.setattr(erp_acts, "PAGE", 20)  # stock pages are PAGE * 5 = 100 rows
     sku = await fresh_sku(stack, {"ALA-001": 3})
     owner = f"order-RESUME{uuid.uuid4().hex[:6]}"
-    from models.stock import Allocation
+    from contracts.stock import Allocation
 
     ledger = Ledger(stack.engine)
     await ledger.reserve(owner, [Allocation(key=f"{owner}:1", sku=sku, location_id="ALA-001", qty=2)])

@@ -33,7 +33,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, Worker
 
 from fakes import World
-from models.order import (
+from contracts.order import (
     Address,
     CancelRequest,
     CatalogLine,
@@ -48,17 +48,17 @@ from models.order import (
     PaymentEvent,
     StoreEvent,
 )
-from models.recovery import RetryRequest
-from models.returns import ReturnInput, ReturnMethod, ReturnStatus
-from models.tasks import SubstituteOffer, TaskAction, TaskDecision
+from contracts.recovery import RetryRequest
+from contracts.returns import ReturnInput, ReturnMethod, ReturnStatus
+from contracts.tasks import SubstituteOffer, TaskAction, TaskDecision
 from people_fakes import PeopleWorld
 from return_fakes import ORDER_LINES, ReturnWorld
-from models.edits import LineEdit
+from contracts.edits import LineEdit
 from test_order_edits import edit, placed
 from test_people_workflow import Run, SlowCourierWorld, _shortage_task
 from test_return_workflow import deliver_replacement, exchange_input, return_input, store_event, wait_status
 from tooling_fakes import erp_imports, refusing
-from worker import WORKFLOWS as RUNNING_WORKFLOWS
+from workflows.registry import WORKFLOWS as RUNNING_WORKFLOWS
 from workflows import search
 from workflows.erp_sync import ErpStockSyncWorkflow, SyncInput
 from workflows.fulfillment import FulfillmentWorkflow
@@ -68,9 +68,9 @@ from workflows.returns import ReturnWorkflow
 ROOT = Path(__file__).resolve().parents[2]
 HISTORIES = ROOT / "tests" / "histories"
 REFRESH = os.environ.get("ORKESTR_REFRESH_HISTORIES") == "1"
-#: every workflow type the worker runs (worker.WORKFLOWS): the replayer needs each type that appears in a
+#: every workflow type the worker runs (workflows.registry.WORKFLOWS): the replayer needs each type that appears in a
 #: history (ReturnWorkflow starts FulfillmentWorkflow children for exchanges), and every one of them must
-#: have golden histories. The mixins (OrderChanges, AssemblyEscalation, Recovery, TaskBoard) are parts of
+#: have golden histories. The helpers (Edits, Substitutions, EscalationLadder, Recovery, TaskBoard, …) are parts of
 #: these classes, not workflow types of their own.
 WORKFLOWS: list[type] = list(RUNNING_WORKFLOWS)
 ADDRESS = Address(region="RU-MOW", city="Москва", line="ул. Тверская, 1", postcode="125009")
@@ -514,8 +514,8 @@ async def scenario_pickup_click_and_collect(env: Any, queue: str) -> Any:
 
 def _reservation_scenario(rid: str, ending: str) -> Callable[[Any, str], Awaitable[Any]]:
     async def scenario(env: Any, queue: str) -> Any:
-        from models.order import OrderLine
-        from models.reservation import ReservationInput
+        from contracts.order import OrderLine
+        from contracts.reservation import ReservationInput
         from pickup_fakes import PickupWorld
         from fakes import MSK
         from workflows.reservation import ReservationWorkflow
@@ -675,7 +675,7 @@ async def test_golden_history_replays(path: Path) -> None:
     wf_type = workflow_type_of(path)
     if wf_type not in registered_types():
         pytest.fail(f"{path.relative_to(ROOT)}: workflow type {wf_type} is not registered with the worker "
-                    f"(worker.WORKFLOWS): a history of it cannot be replayed, and running ones would be stuck",
+                    f"(workflows.registry.WORKFLOWS): a history of it cannot be replayed, and running ones would be stuck",
                     pytrace=False)
     history = WorkflowHistory.from_json(workflow_id_of(path), path.read_text())
     replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)

@@ -13,8 +13,8 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from models.edits import EditOutcome, LineEdit, OrderEdit
-from models.order import CancelRequest, OrderStatus, PaymentEvent, StoreEvent
+from contracts.edits import EditOutcome, LineEdit, OrderEdit
+from contracts.order import CancelRequest, OrderStatus, PaymentEvent, PaymentState, StoreEvent
 from conftest import skip_time
 from people_fakes import PeopleWorld
 from test_people_workflow import Run, people_env, run_order  # noqa: F401  (the fixture is shared)
@@ -185,7 +185,7 @@ async def test_edit_racing_the_customers_payment_is_refused_and_the_payment_wins
 
     async def test(r: Run) -> None:
         await placed(r)
-        world.payment_status = 1  # the customer paid the link; the bank's callback is still on its way
+        world.payment_status = PaymentState.held  # the customer paid the link; the bank's callback is still on its way
         assert "the customer has just paid" in await refused(r, LineEdit(sku="SKU-3", qty=0))
         assert world.calls["decline_payment"] == 1 and world.declined == []
         assert world.calls["rollback_loyalty"] == 0 and held(world) == [("SKU-1", "MSK-001", 1),

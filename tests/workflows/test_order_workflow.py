@@ -12,9 +12,9 @@ from temporalio.client import WorkflowHandle
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.worker import Worker
 
-from fakes import MSK, WH, World
-from models.steps import ReserveRequest
-from models.order import (
+from fakes import World
+from contracts.steps import ReserveRequest
+from contracts.order import (
     AddressChange,
     Address,
     CatalogLine,

@@ -19,9 +19,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from people_fakes import PeopleWorld
-from models.order import CancelRequest, CourierEvent, OrderStatus, PaymentEvent, StoreEvent
-from models.steps import BookedShipment, ShipmentBookingRequest
-from models.tasks import SubstituteOffer, TaskAction, TaskDecision, TaskOutcome
+from contracts.order import CancelRequest, CourierEvent, OrderStatus, PaymentEvent, StoreEvent
+from contracts.steps import BookedShipment, ShipmentBookingRequest
+from contracts.tasks import SubstituteOffer, TaskAction, TaskDecision, TaskOutcome
 from test_order_workflow import order_input
 from workflows.fulfillment import FulfillmentWorkflow
 from workflows.order import OrderWorkflow

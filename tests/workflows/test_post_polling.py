@@ -14,8 +14,8 @@ from temporalio.worker import Worker
 
 from conftest import skip_time, time_skipping_server
 from fakes import World
-from models.order import DeliveryMethod, OrderStatus, PaymentEvent, StoreEvent
-from models.steps import BookedShipment, TrackingResult
+from contracts.order import DeliveryMethod, OrderStatus, PaymentEvent, StoreEvent
+from contracts.steps import BookedShipment, TrackingResult
 from test_order_workflow import child_started, order_input, wait_until
 from workflows.fulfillment import FulfillmentWorkflow
 from workflows.order import OrderWorkflow

@@ -15,8 +15,8 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from fakes import MSK
-from models.order import CancelRequest, Customer, LineRequest, OrderLine, StoreEvent
-from models.reservation import ReservationInput, ReservationStatus
+from contracts.order import CancelRequest, Customer, LineRequest, OrderLine, StoreEvent
+from contracts.reservation import ReservationInput, ReservationStatus
 from pickup_fakes import PickupWorld, own_ts_env as ts_env  # noqa: F401  (a time-skipping server of its own)
 from workflows.reservation import ReservationWorkflow
 

@@ -10,21 +10,23 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-from temporalio.client import WorkflowHandle
+from temporalio.client import WithStartWorkflowOperation, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
 
 from return_fakes import DELIVERY, ORDER_LINES, ReturnWorld
-from models.order import Address, CourierEvent, Customer, LineRequest, StoreEvent
-from models.refunds import refund_return
-from models.returns import ReturnInput, ReturnLine, ReturnMethod, ReturnStatus, paid_lines
-from models.stock import LocationInfo
+from contracts.order import Address, CourierEvent, Customer, LineRequest, StoreEvent
+from domain.refunds import refund_return
+from contracts.returns import ReturnInput, ReturnLine, ReturnMethod, ReturnStatus
+from domain.returns import paid_lines
+from contracts.stock import LocationInfo
 from workflows.returns import ReturnWorkflow
 from temporalio import activity
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from models.recovery import RetryRequest
-from models.steps import ErrorType, RefundRequest
+from contracts.recovery import RetryRequest
+from contracts.steps import ErrorType, RefundRequest
 
 @pytest.fixture(scope="module")
 async def ts_env() -> Any:
@@ -206,8 +208,8 @@ async def test_a_parcel_on_its_way_is_not_abandoned_at_the_deadline(ts_env: Any)
 
 
 # --- exchange ---------------------------------------------------------------------------------------------
-from models.order import Delivery, DeliveryMethod, PaymentEvent  # noqa: E402
-from models.returns import ExchangeRequest  # noqa: E402
+from contracts.order import Delivery, DeliveryMethod, PaymentEvent  # noqa: E402
+from contracts.returns import ExchangeRequest  # noqa: E402
 from workflows.fulfillment import FulfillmentWorkflow  # noqa: E402
 
 
@@ -340,3 +342,42 @@ async def test_a_refused_refund_parks_for_an_operator_and_the_retry_refunds_once
         assert await handle.result() == ReturnStatus.completed
     assert list(world.bank_refunds) == [f"{handle.id}:refund"]  # refunded once, with the return's key
     assert world.last().refunded
+
+
+async def test_a_return_the_rules_refuse_at_registration_saves_and_arranges_nothing(ts_env: Any) -> None:
+    """Another return took the last units meanwhile: the registration answers why (the API's 409 with
+    the field) and the workflow ends; no row, no store task, no courier."""
+    world = ReturnWorld(refuse_registration=(409, "too_many_units", "lines[0].qty"))
+    inp = return_input(ReturnMethod.courier_pickup, [(1, 1)])
+    queue = f"rq-{uuid.uuid4()}"
+    async with Worker(ts_env.client, task_queue=queue, workflows=[ReturnWorkflow], activities=world.activities()):
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await ts_env.client.execute_update_with_start_workflow(
+                ReturnWorkflow.registration, start_workflow_operation=WithStartWorkflowOperation(
+                    ReturnWorkflow.run, inp, id=f"return-{inp.return_id}", task_queue=queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING))
+        cause = refused.value.cause
+        assert isinstance(cause, ApplicationError) and cause.type == "ReturnRefused"
+        assert list(cause.details) == [409, "too_many_units", "lines[0].qty"]
+        handle = ts_env.client.get_workflow_handle(f"return-{inp.return_id}")
+        assert await handle.result() == ReturnStatus.refused
+    assert world.snapshots == [] and world.pos_tasks == [] and world.bookings == [] and world.registered == []
+
+
+async def test_registration_answers_a_retried_request_with_the_same_return(ts_env: Any) -> None:
+    world = ReturnWorld()
+    inp = return_input(ReturnMethod.in_store, [(2, 1)])
+    queue = f"rq-{uuid.uuid4()}"
+
+    def start_op() -> Any:
+        return WithStartWorkflowOperation(ReturnWorkflow.run, inp, id=f"return-{inp.return_id}", task_queue=queue,
+                                          id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+
+    async with Worker(ts_env.client, task_queue=queue, workflows=[ReturnWorkflow], activities=world.activities()):
+        first = await ts_env.client.execute_update_with_start_workflow(ReturnWorkflow.registration,
+                                                                       start_workflow_operation=start_op())
+        again = await ts_env.client.execute_update_with_start_workflow(ReturnWorkflow.registration,
+                                                                       start_workflow_operation=start_op())
+        assert first.return_id == again.return_id == inp.return_id and first.status == ReturnStatus.registered
+        assert world.registered == [inp.return_id]  # claimed once: the retry found the running return
+        await ts_env.client.get_workflow_handle(f"return-{inp.return_id}").terminate("test over")

@@ -8,7 +8,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from fakes import World
-from models.steps import BookedShipment, ErpOrderExport, ErrorType, ImportResult, ShipmentBookingRequest
+from contracts.steps import BookedShipment, ErpOrderExport, ErrorType, ImportResult, ShipmentBookingRequest
 
 
 def refusing(world: World, *, erp_refusals: int = 0, courier_refusals: int = 0) -> list[Callable[..., Any]]:

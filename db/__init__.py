@@ -1,0 +1,1 @@
+"""SQLModel tables (PostgreSQL). Never crossing into workflows."""
