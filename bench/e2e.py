@@ -370,9 +370,21 @@ def order_body(sku: str) -> dict[str, Any]:
     }
 
 
-async def stocked_skus(http: Any, need: int, rng: random.Random) -> list[str]:
+async def stocked_skus(http: Any, need: int, rng: random.Random, wait_s: float = 120.0) -> list[str]:
     """``need`` SKUs (repeats allowed) the online warehouse holds, at most half of a SKU's units each,
-    spread over many SKUs (no hot row), read through the API (``/v1/products``, ``/v1/stock``)."""
+    spread over many SKUs (no hot row), read through the API (``/v1/products``, ``/v1/stock``). The stock
+    arrives last in the initial ERP import: asked again every second for up to ``wait_s``."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return await _stocked_skus(http, need, rng)
+        except BenchError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(1.0)
+
+
+async def _stocked_skus(http: Any, need: int, rng: random.Random) -> list[str]:
     skus: list[str] = []
     for offset in range(0, 2000, 200):
         r = await http.get("/v1/products", params={"limit": 200, "offset": offset})
