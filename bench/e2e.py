@@ -87,6 +87,9 @@ class Config:
     startup_timeout_s: float = 240.0
     out: Path | None = None
     seed: int = 20261129
+    #: py-spy's samples of the worker, API and sandbox during the full phase go here (py-spy on PATH
+    #: or next to this Python; not a dependency of the project)
+    profile: Path | None = None
 
 
 @dataclass
@@ -187,17 +190,21 @@ class Completions:
                 self.waiting.pop(workflow_id, None)
 
     async def _poll(self) -> None:
+        """Ask only for the ids still awaited (``WorkflowId IN (...)``, 50 at a time): a poll costs the same
+        whether 10 or 10,000 workflows have completed before."""
         while True:
             await asyncio.sleep(POLL_S)
-            if not any(not f.done() for f in self.waiting.values()):
-                continue
-            try:
-                async for wf in self.client.list_workflows(self.query, page_size=1000):
-                    fut = self.waiting.get(wf.id)
-                    if fut is not None and not fut.done():
-                        fut.set_result(time.time())
-            except Exception:  # noqa: BLE001 - a slow or refused poll: the next one tries again
-                self.errors += 1
+            ids = sorted(wid for wid, f in self.waiting.items() if not f.done())
+            for i in range(0, len(ids), 50):
+                chunk = ", ".join(f"'{wid}'" for wid in ids[i:i + 50])
+                try:
+                    async for wf in self.client.list_workflows(f"{self.query} AND WorkflowId IN ({chunk})",
+                                                               page_size=100):
+                        fut = self.waiting.get(wf.id)
+                        if fut is not None and not fut.done():
+                            fut.set_result(time.time())
+                except Exception:  # noqa: BLE001 - a slow or refused poll: the next one tries again
+                    self.errors += 1
 
 
 # --- histories and the step mix ------------------------------------------------------------------------
@@ -503,7 +510,7 @@ async def open_loop(make: Callable[[], Awaitable[Sample]], rate: float, duration
 
 
 def phase_summary(samples: list[Sample], t0: float, cpu: CpuWindow, parts: tuple[str, ...],
-                  trees: dict[str, dict[str, list[Any]]]) -> dict[str, Any]:
+                  trees: dict[str, dict[str, list[Any]]], polls_failed: int = 0) -> dict[str, Any]:
     done = [s for s in samples if s.completed_at is not None]
     errors = Counter(s.error[:200] for s in samples if s.error)
     last = max((s.completed_at for s in done), default=None)  # type: ignore[type-var]
@@ -522,6 +529,7 @@ def phase_summary(samples: list[Sample], t0: float, cpu: CpuWindow, parts: tuple
         "cpu_window_s": round(cpu.elapsed_s, 2),
         "cpu_s_per_order": per_order(cpu.delta, len(done), parts),
         "history_per_order": history_summary(trees),
+        "poll_errors": polls_failed,
     }
 
 
@@ -568,12 +576,16 @@ async def run_phases(stack: BenchStack, cfg: Config, say: Callable[[str], None])
             say(f"full: {cfg.orders} orders, {cfg.concurrency} in flight")
             result["load_average"] = {"start": os.getloadavg()}
             orders.deadline = time.monotonic() + cfg.phase_timeout_s
+            spies = start_profiles(stack, cfg.profile) if cfg.profile else []
             cpu = CpuWindow(stack).start()
             t0 = time.time()
-            samples = await closed_loop(orders.one, cfg.orders, cfg.concurrency)
-            cpu.stop()
+            try:
+                samples = await closed_loop(orders.one, cfg.orders, cfg.concurrency)
+            finally:
+                cpu.stop()
+                stop_profiles(spies)
             trees = await read_histories(client, samples, status_completed_at)
-            result["full"] = phase_summary(samples, t0, cpu, FULL_PARTS, trees)
+            result["full"] = phase_summary(samples, t0, cpu, FULL_PARTS, trees, done.errors)
 
         wid, plan = typical_plan(trees)
         result["mix"] = {"from": wid, **plan_counts(plan), "plan": plan}
@@ -593,7 +605,7 @@ async def run_phases(stack: BenchStack, cfg: Config, say: Callable[[str], None])
             samples = await closed_loop(bare.one, cfg.orders, cfg.concurrency)
             cpu.stop()
             trees = await read_histories(client, samples, closed_at)
-            result["bare"] = phase_summary(samples, t0, cpu, BARE_PARTS, trees)
+            result["bare"] = phase_summary(samples, t0, cpu, BARE_PARTS, trees, done.errors)
         stack.extra.pop("bare_worker", None)
         bare_proc.terminate()
         try:
@@ -609,13 +621,13 @@ async def run_phases(stack: BenchStack, cfg: Config, say: Callable[[str], None])
             samples = await open_loop(orders.one, cfg.rate, cfg.open_loop_s)
             cpu.stop()
             trees = await read_histories(client, samples, status_completed_at)
-            ol = phase_summary(samples, t0, cpu, FULL_PARTS, trees)
+            ol = phase_summary(samples, t0, cpu, FULL_PARTS, trees, done.errors)
         p99 = ol["placement_ms"]["p99"]
         result["open_loop"] = {
             "rate_per_s": cfg.rate, "duration_s": cfg.open_loop_s, "placed": sum(1 for s in samples if s.workflow_id),
             "completed": ol["completed"], "errors": ol["errors"], "placement_ms": ol["placement_ms"],
             "completion_ms": ol["completion_ms"], "cpu_s_per_order": ol["cpu_s_per_order"],
-            "target_p99_ms": PLACEMENT_TARGET_MS, "met": p99 is not None and p99 <= PLACEMENT_TARGET_MS,
+            "history_per_order": ol["history_per_order"], "target_p99_ms": PLACEMENT_TARGET_MS, "met": p99 is not None and p99 <= PLACEMENT_TARGET_MS,
         }
         result["load_average"]["end"] = os.getloadavg()
     full, bare_r = result["full"], result["bare"]
@@ -630,6 +642,36 @@ async def run_phases(stack: BenchStack, cfg: Config, say: Callable[[str], None])
         "completion_p99": ratio(full["completion_ms"]["p99"], bare_r["completion_ms"]["p99"]),
     }
     return result
+
+
+PROFILED = ("worker", "api", "sandbox")
+
+
+def start_profiles(stack: BenchStack, directory: Path) -> list[subprocess.Popen[bytes]]:
+    """``py-spy record`` (collapsed stacks, 100 Hz, without pausing the target) of each Python part."""
+    import shutil
+
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        raise BenchError("--profile needs py-spy (pip install py-spy into this venv; not a project dependency)")
+    directory.mkdir(parents=True, exist_ok=True)
+    pids = stack.pids()
+    return [subprocess.Popen([spy, "record", "--pid", str(pids[part]), "--format", "raw", "--rate", "100",
+                              "--nonblocking", "--output", str(directory / f"{part}.txt")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            for part in PROFILED if part in pids]
+
+
+def stop_profiles(spies: list[subprocess.Popen[bytes]]) -> None:
+    import signal
+
+    for p in spies:
+        p.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+    for p in spies:
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
 
 
 def git_revision() -> dict[str, Any]:
@@ -738,6 +780,9 @@ def parse(argv: list[str]) -> Config:
     p.add_argument("--phase-timeout-s", type=float, default=d.phase_timeout_s, help="bound of each phase, seconds")
     p.add_argument("--startup-timeout-s", type=float, default=d.startup_timeout_s)
     p.add_argument("--out", type=Path, default=None, help="the JSON file (default bench/results/e2e-<time>.json)")
+    p.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                   help="py-spy samples of the worker, API and sandbox during the full phase, one collapsed-stack "
+                        "file each in DIR (needs py-spy; it perturbs the CPU figures a little)")
     a = p.parse_args(argv)
     if a.orders < 1 or a.concurrency < 1 or a.rate <= 0 or a.open_loop_s <= 0 or a.warmup < 1:
         p.error("--orders, --concurrency, --warmup must be ≥ 1; --rate and --open-loop-s > 0")
