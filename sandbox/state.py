@@ -4,20 +4,22 @@ Real gateways keep their orders and keep calling back after they restart; so doe
 Two parts, both in one SQLite file (``SandboxConfig.state_path``, by default
 ``{settings.data_dir}/sandbox.db``; ``make clean`` removes it):
 
-* :class:`StateStore` — one JSON document per kept attribute of each simulated system (table
-  ``parts``: a system's orders, its counters...). Each simulator lists the attributes it keeps in
-  ``persisted`` (name → type); :class:`Persisted` turns them into JSON and back with pydantic's
-  ``TypeAdapter`` (dataclasses, enums, datetimes, nested lists), so a restored order is the same
-  Python object graph the simulator built. The app saves a system after every request to it that
-  may change something (any method but GET/HEAD/OPTIONS), before the answer goes out (what a client
-  saw acknowledged is on disk), and every :data:`FLUSH_EVERY_S` the systems that background work
-  marked changed (``Background.touch``: auto mode, timeouts, callback outcomes). A save serialises
-  each attribute in pydantic's core (``dump_json``) and writes only the attributes whose bytes
-  differ from what was last written: about 2 ms for 130 CDEK orders on the 2-core development
-  machine (it was 30 ms through ``dump_python`` + ``json.dumps`` + a hash of the whole system; the
-  sandbox then spent over half its CPU saving, ``make bench e2e --profile``). It stays linear in the
-  size of an attribute (a dev stand-in, not a database). A file written by the earlier layout (one
-  ``snapshots`` row per system) is read, and replaced by parts at the system's first save.
+* :class:`StateStore` — the simulated systems' state as records (table ``records``). Each simulator
+  lists the attributes it keeps in ``persisted`` (name → type); :class:`Persisted` turns them into
+  JSON and back with pydantic's ``TypeAdapter`` (dataclasses, enums, datetimes, nested lists), so a
+  restored order is the same Python object graph the simulator built. A ``dict`` attribute (orders
+  by id, tasks, customers...) is kept entry by entry and a ``list`` (the ERP's movements, the SMS
+  log) element by element; anything else (counters) in one record. The app saves a system after
+  every request to it that may change something (any method but GET/HEAD/OPTIONS), before the
+  answer goes out (what a client saw acknowledged is on disk), and every :data:`FLUSH_EVERY_S` the
+  systems that background work marked changed (``Background.touch``: auto mode, timeouts, callback
+  outcomes). A save serialises each entry in pydantic's core (``dump_json``), compares it with what
+  was last written and writes only the entries that differ (a list only appended to is seen from
+  its whole JSON at once): 130 CDEK orders cost about 2 ms to check and one order's few KB to write.
+  It was one JSON document per system, built through ``dump_python`` + ``json.dumps`` + a hash and
+  rewritten whole on every changing request (30 ms and 400 KB for those 130 orders): over half the
+  sandbox's CPU per order, growing with every order it kept (``make bench e2e --profile``). A file
+  of that layout (table ``snapshots``) is read, and replaced by records at the system's first save.
 * :class:`Outbox` — callbacks and webhooks (bank callbacks, CDEK webhooks, POS events) as rows
   (table ``outbox``) written *before* the first attempt. A worker per ordering key (a bank
   order, a CDEK order, a store task) sends them one at a time in the order they were queued,
@@ -43,12 +45,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_args, get_origin
 
 import httpx
 import structlog
 from pydantic import TypeAdapter
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, create_engine, delete, event, insert, select, update
+from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, Text, UniqueConstraint, bindparam, create_engine,
+                        delete, event, insert, select, update)
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.pool import StaticPool
 
@@ -66,14 +69,20 @@ snapshots = Table(
     Column("state", Text, nullable=False),
     Column("saved_at", Float, nullable=False),
 )
-parts = Table(
-    "parts",
+#: one row per kept attribute (``key`` empty), or per entry of a dict (``key`` "k:" + the key as JSON) or
+#: element of a list (``key`` "i:" + its index)
+records = Table(
+    "records",
     _meta,
-    Column("system", String, primary_key=True),
-    Column("name", String, primary_key=True),
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("system", String, nullable=False),
+    Column("name", String, nullable=False),
+    Column("key", String, nullable=False),
     Column("state", Text, nullable=False),
     Column("saved_at", Float, nullable=False),
+    UniqueConstraint("system", "name", "key"),
 )
+WHOLE, ENTRY, ITEM = "", "k:", "i:"
 outbox = Table(
     "outbox",
     _meta,
@@ -97,7 +106,7 @@ outbox = Table(
 
 
 class StateStore:
-    """Snapshots and outbox rows in one SQLite database (``path`` None: in memory)."""
+    """Records and outbox rows in one SQLite database (``path`` None: in memory)."""
 
     def __init__(self, path: str | Path | None) -> None:
         if path is None:
@@ -113,41 +122,101 @@ class StateStore:
 
         self.path = path
         _meta.create_all(self.engine)
-        #: (system, attribute) → the JSON last written (or read): a save writes only what differs
-        self._written: dict[tuple[str, str], bytes] = {}
-        #: systems read from the earlier one-row layout: their first save writes every part
+        #: (system, attribute, key) → the JSON last written or read: a save writes only what differs
+        self._written: dict[tuple[str, str, str], bytes] = {}
+        #: (system, attribute) → the keys of its records on disk
+        self._keys: dict[tuple[str, str], set[str]] = {}
+        #: (system, list attribute) → its whole JSON and length when last saved (an append is seen at once)
+        self._lists: dict[tuple[str, str], tuple[bytes, int]] = {}
+        #: systems read from the earlier one-row layout: their first save writes every record
         self._legacy: set[str] = set()
 
     def load(self, system: str) -> dict[str, Any] | None:
-        """``{attribute: JSON value}`` of ``system`` as last saved; None when nothing was."""
+        """``{attribute: JSON value}`` of ``system`` as last saved (a dict in its insertion order, a
+        list in its order); None when nothing was."""
         with self.engine.connect() as c:
-            rows = c.execute(select(parts.c.name, parts.c.state).where(parts.c.system == system)).all()
+            rows = c.execute(select(records.c.name, records.c.key, records.c.state)
+                             .where(records.c.system == system).order_by(records.c.id)).all()
             if not rows:
                 old = c.execute(select(snapshots.c.state).where(snapshots.c.system == system)).first()
                 if old is None:
                     return None
                 self._legacy.add(system)
                 return json.loads(old[0])
-        for name, text in rows:
-            self._written[(system, name)] = text.encode()
-        return {name: json.loads(text) for name, text in rows}
+        out: dict[str, Any] = {}
+        lists: dict[str, dict[int, Any]] = {}
+        for name, key, text in rows:
+            self._written[(system, name, key)] = text.encode()
+            self._keys.setdefault((system, name), set()).add(key)
+            if key == WHOLE:
+                out[name] = json.loads(text)
+            elif key.startswith(ITEM):
+                lists.setdefault(name, {})[int(key[len(ITEM):])] = json.loads(text)
+            else:
+                raw = json.loads(key[len(ENTRY):])
+                out.setdefault(name, {})[raw if isinstance(raw, (str, int, float, bool)) else key[len(ENTRY):]] = \
+                    json.loads(text)
+        for name, items in lists.items():
+            out[name] = [items[i] for i in sorted(items)]
+        return out
 
-    def save(self, system: str, state: dict[str, bytes]) -> bool:
-        """Write the attributes of ``state`` (name → JSON bytes) that differ from what was last
-        written; True if anything was."""
-        changed = {name: data for name, data in state.items() if self._written.get((system, name)) != data}
-        if not changed:
+    def save(self, system: str, sim: "Persisted") -> bool:
+        """Write the records of ``sim``'s kept attributes that differ from what was last written, and
+        delete those of entries it no longer has; True if anything was written."""
+        upserts: list[tuple[str, str, bytes]] = []
+        deletes: list[tuple[str, str]] = []
+        lists: dict[tuple[str, str], tuple[bytes, int]] = {}
+        for name, tp in sim.persisted.items():
+            value = getattr(sim, name)
+            kind, adapters = Persisted._shape(tp)
+            if kind == "dict" and isinstance(value, dict):
+                key_ad, item_ad = adapters
+                current = [(ENTRY + key_ad.dump_json(k).decode(), item_ad.dump_json(v)) for k, v in value.items()]
+            elif kind == "list" and isinstance(value, list):
+                whole_ad, item_ad = adapters
+                whole = whole_ad.dump_json(value)
+                before = self._lists.get((system, name))
+                if before is not None and before[0] == whole:
+                    continue
+                lists[(system, name)] = (whole, len(value))
+                # only appended to: the JSON of the earlier elements is unchanged, dump the new ones
+                appended = before is not None and 0 < before[1] < len(value) and whole.startswith(before[0][:-1] + b",")
+                first = before[1] if appended else 0
+                current = [(f"{ITEM}{i}", item_ad.dump_json(value[i])) for i in range(first, len(value))]
+                old = self._keys.get((system, name), set())
+                deletes += [(name, k) for k in old if k.startswith(ITEM) and int(k[len(ITEM):]) >= len(value)]
+                upserts += [(name, k, data) for k, data in current if self._written.get((system, name, k)) != data]
+                continue
+            else:
+                current = [(WHOLE, Persisted._adapter(tp).dump_json(value))]
+            upserts += [(name, k, data) for k, data in current if self._written.get((system, name, k)) != data]
+            seen = {k for k, _ in current}
+            deletes += [(name, k) for k in self._keys.get((system, name), set()) if k not in seen]
+        if not upserts and not deletes and system not in self._legacy:
+            self._lists.update(lists)
             return False
         now = time.time()
         with self.engine.begin() as c:
-            for name, data in changed.items():
-                stmt = sqlite_insert(parts).values(system=system, name=name, state=data.decode(), saved_at=now)
-                c.execute(stmt.on_conflict_do_update(index_elements=[parts.c.system, parts.c.name],
-                                                     set_={"state": stmt.excluded.state, "saved_at": now}))
+            if upserts:
+                stmt = sqlite_insert(records)
+                stmt = stmt.on_conflict_do_update(index_elements=[records.c.system, records.c.name, records.c.key],
+                                                  set_={"state": stmt.excluded.state, "saved_at": stmt.excluded.saved_at})
+                c.execute(stmt, [{"system": system, "name": name, "key": key, "state": data.decode(), "saved_at": now}
+                                 for name, key, data in upserts])
+            if deletes:
+                c.execute(delete(records).where(records.c.system == system, records.c.name == bindparam("n"),
+                                                records.c.key == bindparam("k")),
+                          [{"n": name, "k": key} for name, key in deletes])
             if system in self._legacy:
                 c.execute(delete(snapshots).where(snapshots.c.system == system))
         self._legacy.discard(system)
-        self._written.update(((system, name), data) for name, data in changed.items())
+        for name, key, data in upserts:
+            self._written[(system, name, key)] = data
+            self._keys.setdefault((system, name), set()).add(key)
+        for name, key in deletes:
+            self._written.pop((system, name, key), None)
+            self._keys.get((system, name), set()).discard(key)
+        self._lists.update(lists)
         return True
 
     def close(self) -> None:
@@ -156,7 +225,8 @@ class StateStore:
 
 class Persisted:
     """Mixin for a simulator: ``persisted`` names the attributes kept across restarts and their
-    types; :meth:`restored` rebuilds what is derived from them (indexes) and resumes timers."""
+    types; :meth:`restored` rebuilds what is derived from them (indexes) and resumes timers. A
+    ``dict[K, V]`` or ``list[V]`` attribute is kept record by record, anything else in one piece."""
 
     persisted: ClassVar[dict[str, Any]] = {}
     _adapters: ClassVar[dict[Any, TypeAdapter[Any]]] = {}
@@ -168,9 +238,16 @@ class Persisted:
             Persisted._adapters[key] = TypeAdapter(tp)
         return Persisted._adapters[key]
 
-    def snapshot(self) -> dict[str, bytes]:
-        """Each kept attribute as JSON (pydantic's ``dump_json``: serialised in its Rust core)."""
-        return {name: self._adapter(tp).dump_json(getattr(self, name)) for name, tp in self.persisted.items()}
+    @classmethod
+    def _shape(cls, tp: Any) -> tuple[str, tuple[TypeAdapter[Any], ...]]:
+        """How an attribute of type ``tp`` is kept: ("dict", (key, value adapters)), ("list", (list,
+        element adapters)) or ("whole", (adapter,))."""
+        origin, args = get_origin(tp), get_args(tp)
+        if origin is dict and len(args) == 2:
+            return "dict", (cls._adapter(args[0]), cls._adapter(args[1]))
+        if origin is list and len(args) == 1:
+            return "list", (cls._adapter(tp), cls._adapter(args[0]))
+        return "whole", (cls._adapter(tp),)
 
     def restore(self, state: dict[str, Any]) -> None:
         for name, tp in self.persisted.items():
