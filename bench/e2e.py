@@ -224,31 +224,31 @@ async def fetch_tree(client: Any, workflow_id: str, limit: int = 20) -> dict[str
     return tree
 
 
+#: the history figures counted by event type (local activities: markers of the SDK's kind, below)
+COUNTED = {
+    "EVENT_TYPE_WORKFLOW_TASK_COMPLETED": "workflow_tasks",
+    "EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED": "signals",
+    "EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES": "search_attribute_upserts",
+    "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED": "activities",
+    "EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED": "children",
+    "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED": "updates",
+    "EVENT_TYPE_TIMER_STARTED": "timers",
+}
+
+
 def history_counts(tree: dict[str, list[Any]]) -> dict[str, int]:
     """The history figures of one order: the sum over its workflow and its children."""
-    from temporalio.api.enums.v1 import EventType as E
+    from temporalio.api.enums.v1 import EventType
 
+    counted = {EventType.Value(name): key for name, key in COUNTED.items()}
     c: Counter[str] = Counter()
     for events in tree.values():
         for e in events:
             c["events"] += 1
-            t = e.event_type
-            if t == E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
-                c["workflow_tasks"] += 1
-            elif t == E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
-                c["signals"] += 1
-            elif t == E.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
-                c["search_attribute_upserts"] += 1
-            elif t == E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-                c["activities"] += 1
-            elif t == E.EVENT_TYPE_MARKER_RECORDED and _is_local_activity(e):
+            if e.event_type in counted:
+                c[counted[e.event_type]] += 1
+            elif e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED and _is_local_activity(e):
                 c["local_activities"] += 1
-            elif t == E.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
-                c["children"] += 1
-            elif t == E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
-                c["updates"] += 1
-            elif t == E.EVENT_TYPE_TIMER_STARTED:
-                c["timers"] += 1
     return {k: c.get(k, 0) for k in HISTORY_KEYS}
 
 
